@@ -1,0 +1,92 @@
+"""Atomic file output and streaming text input.
+
+Every artefact (dataset shard, vocabulary, checkpoint, manifest) is written under a temporary name in
+the destination folder and renamed into place only when complete, so a crash never leaves a half file
+that looks whole.
+"""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from src.utils.errors import UserError, where
+
+
+def temporary_path_for(path) -> Path:
+    """A unique temporary name in the same folder as ``path`` (same filesystem, so rename is atomic)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path; on success rename it to ``path``, on error remove it.
+
+    >>> with atomic_path("out.bin") as tmp:   # doctest: +SKIP
+    ...     write_somehow(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", encoding="utf-8"):
+    """Open a temporary file for writing that becomes ``path`` only when the block ends without error."""
+    with atomic_path(path) as tmp:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+
+
+def require_file(path, what="input file") -> Path:
+    """Return ``Path(path)`` or raise a UserError naming it if it is not a readable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    return path
+
+
+def require_dir(path, what="folder") -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{what} not found: {path}")
+    return path
+
+
+def iter_lines(path, encoding="utf-8", errors="strict"):
+    """Yield ``(line_no, line)`` from a text file, 1-based, without the trailing newline.
+
+    Undecodable bytes raise a UserError naming the file and the line.
+    """
+    path = require_file(path)
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode(encoding, errors=errors)
+            except UnicodeDecodeError as exc:
+                raise UserError(
+                    f"{where(path, line_no)}: bytes that are not valid {encoding} "
+                    f"(byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"
+                ) from None
+            yield line_no, text.rstrip("\r\n")
+
+
+def count_lines(path) -> int:
+    """Number of lines of a file (a last line without newline counts), read in blocks."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
