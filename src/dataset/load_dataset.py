@@ -1,0 +1,192 @@
+"""Loaders over MindRecord datasets: shuffle, sharding, masking in ``map``, length bucketing, padding.
+
+Every loader yields batches of :data:`src.dataset.schema.BATCH_COLUMNS`, int32 and right-padded with
+``<pad>`` = 0, ready for the model. Pre-training masks are drawn in ``map`` from a generator seeded by
+(seed, epoch, example index): a new mask every epoch, the same one when a run is resumed.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.dataset import schema
+from src.dataset.writer import MANIFEST_SUFFIX, dataset_files, read_manifest
+from src.language_model import example_rng, get_masker
+from src.language_model.noise_channel_language_model import pair_example
+from src.utils.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+PAD_ID = 0
+EOS_ID = 2
+
+
+def resolve_datasets(spec) -> list[Path]:
+    """Dataset paths from a path, a folder (every finished dataset in it) or a comma-separated list."""
+    if isinstance(spec, (list, tuple)):
+        items = [Path(s) for s in spec]
+    else:
+        items = [Path(s.strip()) for s in str(spec).split(",") if s.strip()]
+    paths = []
+    for item in items:
+        if item.is_dir():
+            found = sorted(Path(str(m)[: -len(MANIFEST_SUFFIX)]) for m in item.glob("*" + MANIFEST_SUFFIX))
+            if not found:
+                raise UserError(f"{item}: no finished dataset (*{MANIFEST_SUFFIX}) in this folder")
+            paths.extend(found)
+        else:
+            read_manifest(item)  # raises a UserError naming the path if it is not a finished dataset
+            paths.append(item)
+    if not paths:
+        raise UserError(f"no dataset given ({spec!r})")
+    return paths
+
+
+@dataclass
+class MaskSettings:
+    mask_type: str = "mass"
+    mask_ratio: float = 0.5
+    start_probs: tuple = (0.2, 0.2, 0.6)
+    replace_probs: tuple = (0.8, 0.1, 0.1)
+
+
+def as_batch_columns(example) -> tuple:
+    """A MaskedExample in the order of ``schema.BATCH_COLUMNS``, as int32 arrays."""
+    ordered = (example.encoder_input, example.decoder_input, example.decoder_positions,
+               example.decoder_output)
+    return tuple(np.asarray(a, dtype=np.int32) for a in ordered)
+
+
+class MonoTransform:
+    """``(ids, index) -> batch columns`` for one pre-training example (dynamic masking)."""
+
+    def __init__(self, vocab_size, seed, epoch, mask: MaskSettings):
+        self.vocab_size, self.seed, self.epoch, self.mask = vocab_size, seed, epoch, mask
+        self.masker = get_masker(mask.mask_type)
+
+    def __call__(self, ids, index):
+        example = self.masker(ids, rng=example_rng(self.seed, self.epoch, int(index)),
+                              vocab_size=self.vocab_size, mask_ratio=self.mask.mask_ratio,
+                              start_probs=self.mask.start_probs, replace_probs=self.mask.replace_probs)
+        return as_batch_columns(example)
+
+
+class PairTransform:
+    """``(source_ids, target_ids) -> batch columns``; sources longer than ``max_src_len`` are cut
+    (keeping the final ``</s>``), which only happens for test sets that keep every line."""
+
+    def __init__(self, max_src_len=None):
+        self.max_src_len = max_src_len
+
+    def __call__(self, source, target):
+        if self.max_src_len and len(source) > self.max_src_len:
+            source = np.concatenate([source[: self.max_src_len - 1], [EOS_ID]])
+        return as_batch_columns(pair_example(source, target))
+
+
+def modelzoo_transform(src, src_padding, prev_opt, prev_padding, target, tgt_padding):
+    """ModelZoo's static 6 columns -> batch columns (decoder arrays are left-padded to their absolute
+    positions there, so positions are simply 0..len-1)."""
+    del src_padding, prev_padding
+    labels = np.where(tgt_padding > 0, target, PAD_ID)
+    positions = np.arange(len(prev_opt))
+    return tuple(np.asarray(a, dtype=np.int32) for a in (src, prev_opt, positions, labels))
+
+
+def round_up(length, multiple):
+    return int(-(-length // multiple) * multiple) if multiple > 1 else int(length)
+
+
+def pad_batch(columns, multiple=1):
+    """Right-pad each list of 1-D arrays to a common length rounded up to ``multiple``.
+
+    >>> [a.tolist() for a in pad_batch([[np.array([5, 6, 2]), np.array([7, 2])]], multiple=4)]
+    [[[5, 6, 2, 0], [7, 2, 0, 0]]]
+    """
+    out = []
+    for arrays in columns:
+        width = round_up(max(len(a) for a in arrays), multiple)
+        batch = np.zeros((len(arrays), width), dtype=np.int32)
+        for row, a in enumerate(arrays):
+            batch[row, : len(a)] = a
+        out.append(batch)
+    return out
+
+
+def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask: MaskSettings = None,
+                 shuffle=True, num_shards=None, shard_id=None, bucket_boundaries=None, pad_multiple=8,
+                 drop_remainder=False, max_src_len=None, skip_batches=0, num_parallel_workers=1):
+    """A MindSpore dataset of padded batches from finished datasets (see :func:`resolve_datasets`).
+
+    The dataset kind (pre-training, pairs, ModelZoo static) is read from the manifests; all the given
+    datasets must be of one kind. ``bucket_boundaries`` groups examples of similar source length into
+    the same batch (fewer pad tokens); ``pad_multiple`` rounds every padded length up so the jit-compiled
+    step sees few distinct shapes. ``skip_batches`` resumes inside an epoch.
+    """
+    import mindspore.dataset as ds
+
+    paths = resolve_datasets(datasets)
+    manifests = [read_manifest(p) for p in paths]
+    kinds = {m["kind"] for m in manifests}
+    if len(kinds) != 1:
+        found = {str(p): m["kind"] for p, m in zip(paths, manifests, strict=True)}
+        raise UserError(f"datasets of different kinds cannot be mixed: {found}")
+    kind = kinds.pop()
+    vocab_size = vocab_size or max(m["vocab_size"] for m in manifests)
+    files = [f for p in paths for f in dataset_files(p)]
+
+    ds.config.set_seed(int(seed) * 1009 + int(epoch))  # a new, reproducible order every epoch
+    columns, transform = _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len)
+    data = ds.MindDataset(files, columns_list=list(columns), shuffle=shuffle, num_shards=num_shards,
+                          shard_id=shard_id, num_parallel_workers=num_parallel_workers)
+    data = data.map(operations=transform, input_columns=list(columns),
+                    output_columns=list(schema.BATCH_COLUMNS), num_parallel_workers=num_parallel_workers)
+    data = data.project(list(schema.BATCH_COLUMNS))
+    data = _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder)
+    if skip_batches:
+        data = data.skip(skip_batches)
+    return data
+
+
+def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len):
+    if kind == schema.KIND_MONO:
+        return (schema.IDS, schema.INDEX), MonoTransform(vocab_size, seed, epoch, mask or MaskSettings())
+    if kind == schema.KIND_PAIR:
+        return (schema.SOURCE_IDS, schema.TARGET_IDS), PairTransform(max_src_len)
+    return schema.MODELZOO_COLUMNS, modelzoo_transform
+
+
+def _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder):
+    columns = list(schema.BATCH_COLUMNS)
+
+    def pad_fn(src_ids, dec_in_ids, dec_positions, tgt_ids, batch_info):  # one list per column
+        del batch_info
+        return tuple(pad_batch((src_ids, dec_in_ids, dec_positions, tgt_ids), pad_multiple))
+
+    if not bucket_boundaries:
+        return data.batch(batch_size, drop_remainder=drop_remainder, per_batch_map=pad_fn,
+                          input_columns=columns, output_columns=columns)
+    boundaries = sorted(int(b) for b in bucket_boundaries)
+    data = data.bucket_batch_by_length(
+        column_names=[schema.SRC_IDS], bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        pad_info={c: (None, PAD_ID) for c in columns}, drop_remainder=drop_remainder)
+
+    def round_fn(src_ids, dec_in_ids, dec_positions, tgt_ids):
+        return tuple(_round_width(b, pad_multiple) for b in (src_ids, dec_in_ids, dec_positions, tgt_ids))
+
+    return data.map(operations=round_fn, input_columns=columns, output_columns=columns)
+
+
+def _round_width(batch, multiple):
+    width = round_up(batch.shape[1], multiple)
+    if width == batch.shape[1]:
+        return batch.astype(np.int32)
+    return np.pad(batch, ((0, 0), (0, width - batch.shape[1]))).astype(np.int32)
+
+
+def dataset_size(datasets) -> int:
+    """Number of examples in the given finished datasets, from their manifests."""
+    return sum(read_manifest(p)["examples"] for p in resolve_datasets(datasets))

@@ -1,0 +1,33 @@
+"""Test helpers: small generated corpora and vocabularies (no shared data needed)."""
+
+from collections import Counter
+
+import numpy as np
+
+from src.utils.dictionary import Dictionary
+
+WORDS = ("the cat dog sat on mat a big red blue house runs fast slow tree river city man woman "
+         "child eats drinks water bread sees hears sun moon").split()
+
+
+def random_sentences(n, seed=0, min_words=3, max_words=12):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(min_words, max_words + 1)))
+            for _ in range(n)]
+
+
+def write_lines(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def vocab_for(lines, path):
+    """A Dictionary of every token in ``lines``, persisted at ``path``."""
+    vocab = Dictionary.from_counts(Counter(tok for line in lines for tok in line.split()))
+    vocab.persistence(path)
+    return vocab
+
+
+def batches(dataset):
+    return list(dataset.create_dict_iterator(output_numpy=True, num_epochs=1))
