@@ -13,7 +13,8 @@ def setup_logging(level=logging.INFO):
 
 
 def run_cli(main, argv=None) -> int:
-    """Run ``main(argv)``; a UserError prints ``error: <message>`` on stderr and returns 2."""
+    """Run ``main(argv)`` and return an exit status: main's own if it returns an int (statistics or
+    None mean success), 2 after printing ``error: <message>`` on stderr for a UserError."""
     setup_logging()
     try:
         result = main(argv)
@@ -23,4 +24,4 @@ def run_cli(main, argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return int(result or 0)
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,55 @@
+"""Raw text -> tokenize -> BPE -> vocabulary -> MindRecord -> loader -> batch, and back to the text."""
+
+import numpy as np
+
+import apply_bpe_encoding
+import news_crawl
+import tokenize_corpus
+from src.dataset import schema
+from src.dataset.load_dataset import load_dataset
+from src.utils.byte_pair_encoding import learn_bpe
+from src.utils.cli import run_cli
+from src.utils.dictionary import Dictionary
+from src.utils.tokenizer import word_tokenize
+from tests.helpers import batches, random_sentences, write_lines
+
+
+def raw_corpus(n):
+    lines = []
+    for i, s in enumerate(random_sentences(n, seed=11, min_words=4, max_words=14)):
+        words = s.split()
+        words[0] = words[0].capitalize()
+        lines.append(" ".join(words) + (", doesn't it?" if i % 3 == 0 else "."))
+    return lines
+
+
+def test_raw_text_round_trips_through_the_whole_pipeline(tmp_path):
+    raw = raw_corpus(48)
+    write_lines(tmp_path / "raw" / "news.txt", raw)
+    assert run_cli(tokenize_corpus.main, ["--corpus_folder", str(tmp_path / "raw"), "--output_folder",
+                                          str(tmp_path / "tok"), "--pool_size", "2"]) == 0
+    tokenized = tmp_path / "tok" / "news_tokenized.txt"
+    learn_bpe([tokenized], tmp_path / "codes", 40)
+    assert run_cli(apply_bpe_encoding.main, ["--codes", str(tmp_path / "codes"), "--src_folder",
+                                             str(tmp_path / "tok"), "--output_folder", str(tmp_path / "bpe"),
+                                             "--vocab_path", str(tmp_path / "vocab.txt"),
+                                             "--processes", "2"]) == 0
+    bpe_lines = (tmp_path / "bpe" / "news_tokenized_bpe.txt").read_text().splitlines()
+    assert any("@@" in line for line in bpe_lines)  # BPE really split words
+    assert run_cli(news_crawl.main, ["--src_folder", str(tmp_path / "bpe"), "--existed_vocab",
+                                     str(tmp_path / "vocab.txt"), "--output_folder", str(tmp_path / "rec"),
+                                     "--min_len", "1", "--processes", "2"]) == 0
+    vocab = Dictionary.load_from_persisted_dict(tmp_path / "vocab.txt")
+    data = load_dataset(tmp_path / "rec" / "news_crawl_len_64.mindrecord", batch_size=5,
+                        vocab_size=len(vocab), shuffle=False)
+    restored_text = []
+    for batch in batches(data):
+        for src, pos, tgt in zip(batch[schema.SRC_IDS], batch[schema.DEC_POSITIONS], batch[schema.TGT_IDS],
+                                 strict=True):
+            n = int((tgt != 0).sum())
+            full = src[: int((src != 0).sum())].copy()
+            full[pos[:n]] = tgt[:n]
+            assert full[-1] == vocab.eos
+            restored_text.append(vocab.decode(full))
+    assert restored_text == [" ".join(word_tokenize(line)) for line in raw]
+    assert np.mean([t.endswith("?") for t in restored_text]) > 0.3
