@@ -1,0 +1,126 @@
+"""Multi-head attention: scaled dot product, self-attention (fused QKV) and cross-attention (fused KV).
+
+Masks are boolean "may attend" tensors that broadcast to ``(batch, heads, q_len, k_len)``; True keeps a
+key. Scores and softmax are fp32 whatever the compute dtype.
+
+Incremental decoding keeps the self-attention keys and values of one layer in two preallocated
+``(batch, heads, max_len, head_dim)`` tensors. A step writes its new keys/values at rows
+``length .. length + q_len - 1`` and attends to rows ``<= length + i``; rows not yet written are
+masked, so the result equals attention over the full prefix. Shapes never change between steps, so a
+jit-compiled step is compiled once.
+"""
+
+import math
+
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+
+from src.transformer.layers import Dense, matmul
+
+NEG_INF = -1e9  # added to blocked scores; finite so that a row with every key blocked stays NaN-free
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    batch, length, dim = x.shape
+    x = x.reshape(batch, length, heads, dim // heads)  # (batch, len, heads, head_dim)
+    return x.transpose(0, 2, 1, 3)  # (batch, heads, len, head_dim)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    batch, heads, length, head_dim = x.shape
+    x = x.transpose(0, 2, 1, 3)  # (batch, len, heads, head_dim)
+    return x.reshape(batch, length, heads * head_dim)  # (batch, len, d)
+
+
+def causal_mask(q_len: int, k_len: int, offset) -> Tensor:
+    """``(q_len, k_len)`` bool: query ``i`` (absolute index ``offset + i``) may see keys ``<= offset + i``.
+
+    >>> causal_mask(2, 4, 1).asnumpy().astype(int)   # doctest: +SKIP
+    array([[1, 1, 0, 0],
+           [1, 1, 1, 0]])
+    """
+    query_index = ops.arange(q_len).reshape(q_len, 1) + offset  # (q_len, 1)
+    key_index = ops.arange(k_len).reshape(1, k_len)  # (1, k_len)
+    return key_index <= query_index
+
+
+def write_rows(cache: Tensor, new: Tensor, start) -> Tensor:
+    """Return ``cache`` with rows ``start .. start + n - 1`` of axis 2 replaced by ``new``.
+
+    cache: (batch, heads, max_len, head_dim); new: (batch, heads, n, head_dim); ``start`` may be a
+    Tensor. Done with a one-hot product (exact: each output row is a copy or the old row) because it
+    keeps static shapes under jit.
+    """
+    n, max_len = new.shape[2], cache.shape[2]
+    targets = ops.arange(n).reshape(n, 1) + start  # (n, 1)
+    onehot = (ops.arange(max_len).reshape(1, max_len) == targets).astype(cache.dtype)  # (n, max_len)
+    keep = (1.0 - onehot.sum(0)).reshape(max_len, 1)  # (max_len, 1)
+    return cache * keep + ops.matmul(onehot.T, new)  # (batch, heads, max_len, head_dim)
+
+
+class ScaledDotProduct(nn.Cell):
+    def __init__(self, head_dim: int, dropout_prob: float, compute_dtype):
+        super().__init__()
+        self.scale = 1.0 / math.sqrt(head_dim)
+        self.dropout = nn.Dropout(p=dropout_prob)
+        self.compute_dtype = compute_dtype
+
+    def construct(self, q, k, v, allowed):
+        """q: (batch, heads, q_len, head_dim); k, v: (batch, heads, k_len, head_dim)."""
+        scores = matmul(q * self.scale, k, self.compute_dtype, transpose_b=True)  # (b, h, q_len, k_len)
+        scores = ops.where(allowed, scores, ops.full_like(scores, NEG_INF))
+        probs = self.dropout(ops.softmax(scores.astype(ms.float32), axis=-1))
+        return matmul(probs, v, self.compute_dtype)  # (batch, heads, q_len, head_dim)
+
+
+class SelfAttention(nn.Cell):
+    """Multi-head self-attention with one fused QKV projection; the residual is added by the caller."""
+
+    def __init__(self, config, rng, compute_dtype):
+        super().__init__()
+        d = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.qkv = Dense(d, 3 * d, rng, compute_dtype)
+        self.out = Dense(d, d, rng, compute_dtype)
+        self.attend = ScaledDotProduct(d // self.heads, config.attention_dropout_prob, compute_dtype)
+
+    def project(self, x):
+        q, k, v = ops.split(self.qkv(x), x.shape[-1], axis=-1)  # 3 x (batch, len, d)
+        return split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads)
+
+    def construct(self, x, allowed):
+        q, k, v = self.project(x)
+        return self.out(merge_heads(self.attend(q, k, v, allowed)))
+
+    def step(self, x, cache_k, cache_v, length):
+        """Attend from new positions ``x`` (batch, n, d) to the cached prefix plus themselves.
+
+        Returns ``(output, cache_k, cache_v)`` with the new keys/values written at ``length``.
+        """
+        q, k, v = self.project(x)
+        cache_k = write_rows(cache_k, k, length)
+        cache_v = write_rows(cache_v, v, length)
+        allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
+        return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
+
+
+class CrossAttention(nn.Cell):
+    """Decoder-to-encoder attention: Q from the decoder, fused K/V from the encoder memory."""
+
+    def __init__(self, config, rng, compute_dtype):
+        super().__init__()
+        d = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.q = Dense(d, d, rng, compute_dtype)
+        self.kv = Dense(d, 2 * d, rng, compute_dtype)
+        self.out = Dense(d, d, rng, compute_dtype)
+        self.attend = ScaledDotProduct(d // self.heads, config.attention_dropout_prob, compute_dtype)
+
+    def memory_kv(self, memory):
+        """Keys and values of the memory, each (batch, heads, src_len, head_dim); cached for decoding."""
+        k, v = ops.split(self.kv(memory), memory.shape[-1], axis=-1)  # 2 x (batch, src_len, d)
+        return split_heads(k, self.heads), split_heads(v, self.heads)
+
+    def construct(self, x, k, v, allowed):
+        q = split_heads(self.q(x), self.heads)  # (batch, heads, tgt_len, head_dim)
+        return self.out(merge_heads(self.attend(q, k, v, allowed)))

@@ -1,0 +1,91 @@
+"""Building blocks: the compute-dtype boundary, Dense, feed-forward and the embedding.
+
+Mixed precision lives here and only here: parameters and the residual stream are fp32; a matmul casts
+its two inputs to the compute dtype (fp16 on GPU/Ascend) with :func:`to_compute` and casts its result
+back to fp32. Softmax, LayerNorm and the logits therefore stay fp32.
+"""
+
+import math
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+from src.transformer.positional import sinusoid_table
+from src.utils import initializer
+
+ACTIVATIONS = {"relu": ops.relu, "gelu": ops.gelu}
+LAYER_NORM_EPSILON = 1e-5
+
+
+def to_compute(x: Tensor, compute_dtype) -> Tensor:
+    """Cast a matmul input to the compute dtype (a no-op for fp32)."""
+    return x if compute_dtype == ms.float32 else x.astype(compute_dtype)
+
+
+def matmul(a: Tensor, b: Tensor, compute_dtype, transpose_b: bool = False) -> Tensor:
+    """``a @ b`` (or ``a @ b.T``) computed in ``compute_dtype``, returned in fp32."""
+    b = to_compute(b, compute_dtype)
+    if transpose_b:
+        b = b.swapaxes(-1, -2)
+    out = ops.matmul(to_compute(a, compute_dtype), b)
+    return out if compute_dtype == ms.float32 else out.astype(ms.float32)
+
+
+def layer_norm(dim: int) -> nn.LayerNorm:
+    # nn.LayerNorm rather than ops.layer_norm, which fails on CPU in MindSpore 2.10
+    return nn.LayerNorm((dim,), epsilon=LAYER_NORM_EPSILON)
+
+
+class Dense(nn.Cell):
+    """``y = x @ weight.T + bias`` with fp32 parameters and the matmul in ``compute_dtype``."""
+
+    def __init__(self, in_features: int, out_features: int, rng: np.random.Generator, compute_dtype):
+        super().__init__()
+        self.compute_dtype = compute_dtype
+        self.weight = initializer.parameter(initializer.xavier_uniform(rng, out_features, in_features),
+                                            "weight")  # (out, in)
+        self.bias = initializer.zeros((out_features,), "bias")
+
+    def construct(self, x):
+        return matmul(x, self.weight, self.compute_dtype, transpose_b=True) + self.bias
+
+
+class FeedForward(nn.Cell):
+    """Pre-LN position-wise FFN: ``x + Dropout(W2(Dropout(act(W1(LN(x))))))``."""
+
+    def __init__(self, config, rng: np.random.Generator, compute_dtype):
+        super().__init__()
+        d, inner = config.hidden_size, config.intermediate_size
+        self.norm = layer_norm(d)
+        self.fc1 = Dense(d, inner, rng, compute_dtype)
+        self.fc2 = Dense(inner, d, rng, compute_dtype)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.inner_dropout = nn.Dropout(p=config.hidden_dropout_prob)
+        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+
+    def construct(self, x):
+        h = self.inner_dropout(self.activation(self.fc1(self.norm(x))))
+        return x + self.dropout(self.fc2(h))
+
+
+class Embedding(nn.Cell):
+    """Tied token table times ``sqrt(d)`` plus a fixed sinusoid looked up by explicit position ids.
+
+    The same ``table`` (vocab, d) feeds the encoder, the decoder and the output projection.
+    """
+
+    def __init__(self, config, rng: np.random.Generator, pad_id: int):
+        super().__init__()
+        d = config.hidden_size
+        self.scale = math.sqrt(d)
+        table = initializer.embedding_table(rng, config.vocab_size, d, pad_id=pad_id,
+                                            std=config.initializer_range)
+        self.table = initializer.parameter(table, "table")  # (vocab, d)
+        # a constant, not a Parameter: it is not trained and does not belong in checkpoints
+        self.positions = Tensor(sinusoid_table(config.max_position_embeddings, d))  # (max_pos, d)
+        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+
+    def construct(self, ids, positions):
+        tokens = ops.gather(self.table, ids, 0) * self.scale  # (batch, len, d)
+        return self.dropout(tokens + ops.gather(self.positions, positions, 0))

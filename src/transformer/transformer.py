@@ -1,0 +1,194 @@
+"""The MASS encoder-decoder Transformer, one Cell for training and inference.
+
+Pre-LN blocks (the LayerNorm normalises the whole residual input, keys and values included, unlike
+ModelZoo, which normalised only the query path), a final LayerNorm after each stack, a tied embedding
+table (no output bias), fixed sinusoid positions looked up by explicit ids, separate encoder and
+decoder depths.
+
+Training::
+
+    logits = model(src_ids, dec_in_ids, dec_positions)            # (batch, tgt_len, vocab) fp32
+
+Incremental decoding (beam search)::
+
+    memory, src_mask = model.encode(src_ids)
+    memory_mask = model.memory_mask(src_ids)
+    cache = model.init_cache(memory, max_len)
+    for t in range(max_len):
+        hidden, cache = model.decode(tokens[:, t:t + 1], positions[:, t:t + 1], memory, memory_mask, cache)
+        log_probs = ops.log_softmax(model.logits(hidden), -1)
+
+Under ``ms.jit`` pass the cache as ``ms.mutable(cache)``: a plain tuple of Tensors is taken as a
+constant and would recompile the step every time its values change.
+
+Cache layout (a flat tuple, so it crosses a jit boundary)::
+
+    cache[0]            length: int32 scalar Tensor, decoder positions already written
+    cache[1 + 4*i + 0]  layer i self-attention keys    (batch, heads, max_len, head_dim)
+    cache[1 + 4*i + 1]  layer i self-attention values  (batch, heads, max_len, head_dim)
+    cache[1 + 4*i + 2]  layer i cross-attention keys   (batch, heads, src_len, head_dim)
+    cache[1 + 4*i + 3]  layer i cross-attention values (batch, heads, src_len, head_dim)
+"""
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+from config.config import resolve_compute_type
+from src.transformer.attention import CrossAttention, SelfAttention, causal_mask
+from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul
+
+PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
+CACHE_TENSORS_PER_LAYER = 4
+DTYPES = {"float32": ms.float32, "float16": ms.float16}
+
+
+class EncoderLayer(nn.Cell):
+    def __init__(self, config, rng, compute_dtype):
+        super().__init__()
+        self.norm = layer_norm(config.hidden_size)
+        self.attention = SelfAttention(config, rng, compute_dtype)
+        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+        self.ffn = FeedForward(config, rng, compute_dtype)
+
+    def construct(self, x, allowed):
+        x = x + self.dropout(self.attention(self.norm(x), allowed))
+        return self.ffn(x)
+
+
+class DecoderLayer(nn.Cell):
+    def __init__(self, config, rng, compute_dtype):
+        super().__init__()
+        d = config.hidden_size
+        self.self_norm = layer_norm(d)
+        self.self_attention = SelfAttention(config, rng, compute_dtype)
+        self.cross_norm = layer_norm(d)
+        self.cross_attention = CrossAttention(config, rng, compute_dtype)
+        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+        self.ffn = FeedForward(config, rng, compute_dtype)
+
+    def construct(self, x, memory, memory_allowed):
+        """Full (teacher-forced) pass over x: (batch, tgt_len, d)."""
+        causal = causal_mask(x.shape[1], x.shape[1], 0)  # (tgt_len, tgt_len)
+        x = x + self.dropout(self.self_attention(self.self_norm(x), causal))
+        k, v = self.cross_attention.memory_kv(memory)
+        return self._cross_and_ffn(x, k, v, memory_allowed)
+
+    def step(self, x, memory_allowed, layer_cache, length):
+        """Cached pass over new positions x: (batch, n, d); returns (x, new layer_cache)."""
+        self_k, self_v, cross_k, cross_v = layer_cache
+        attended, self_k, self_v = self.self_attention.step(self.self_norm(x), self_k, self_v, length)
+        x = x + self.dropout(attended)
+        return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
+
+    def _cross_and_ffn(self, x, k, v, memory_allowed):
+        x = x + self.dropout(self.cross_attention(self.cross_norm(x), k, v, memory_allowed))
+        return self.ffn(x)
+
+
+class MassTransformer(nn.Cell):
+    """Encoder-decoder built from a ``ModelConfig``; ``compute_dtype`` overrides ``compute_type``.
+
+    ``compute_type="auto"`` resolves against ``mindspore.get_context("device_target")`` once, here.
+    """
+
+    def __init__(self, model_config, compute_dtype=None):
+        super().__init__()
+        if model_config.vocab_size is None:
+            raise ValueError("model_config.vocab_size is null: set it to the dictionary size first")
+        self.config = model_config
+        self.compute_dtype = _resolve_dtype(model_config, compute_dtype)
+        self.hide_masked_source = model_config.hide_masked_source_from_decoder
+        rng = np.random.default_rng(model_config.random_seed)
+        self.embedding = Embedding(model_config, rng, PAD_ID)
+        dtype = self.compute_dtype
+        self.encoder_layers = nn.CellList(
+            [EncoderLayer(model_config, rng, dtype) for _ in range(model_config.num_hidden_layers)])
+        self.encoder_norm = layer_norm(model_config.hidden_size)
+        self.decoder_layers = nn.CellList(
+            [DecoderLayer(model_config, rng, dtype) for _ in range(model_config.num_decoder_layers)])
+        self.decoder_norm = layer_norm(model_config.hidden_size)
+
+    def construct(self, src_ids, dec_in_ids, dec_positions):
+        """Teacher-forced logits (batch, tgt_len, vocab) fp32 for training and scoring."""
+        memory, _ = self.encode(src_ids)
+        hidden, _ = self.decode(dec_in_ids, dec_positions, memory, self.memory_mask(src_ids))
+        return self.logits(hidden)
+
+    def encode(self, src_ids):
+        """src_ids: (batch, src_len) int32 -> (memory (batch, src_len, d), src_mask (batch, src_len) bool).
+
+        ``src_mask`` is True at real tokens; encoder positions are 0 .. src_len - 1.
+        """
+        src_mask = src_ids != PAD_ID  # (batch, src_len)
+        positions = ops.arange(src_ids.shape[1]).reshape(1, -1)  # (1, src_len), broadcast over batch
+        x = self.embedding(src_ids, positions)  # (batch, src_len, d)
+        allowed = src_mask.reshape(src_ids.shape[0], 1, 1, src_ids.shape[1])  # (batch, 1, 1, src_len)
+        for layer in self.encoder_layers:
+            x = layer(x, allowed)
+        return self.encoder_norm(x), src_mask
+
+    def memory_mask(self, src_ids):
+        """(batch, src_len) bool: the source positions the decoder may attend to."""
+        allowed = src_ids != PAD_ID
+        if self.hide_masked_source:
+            allowed = ops.logical_and(allowed, src_ids != MASK_ID)
+        return allowed
+
+    def decode(self, dec_in_ids, dec_positions, memory, memory_mask, cache=None):
+        """Decoder hidden states (batch, n, d) fp32 after the final LayerNorm, and the new cache.
+
+        dec_in_ids, dec_positions: (batch, n) int32, positions absolute (MASS decodes only the masked
+        fragment at its own positions); memory: (batch, src_len, d); memory_mask: (batch, src_len)
+        bool or int, nonzero where the decoder may attend. Without a cache, the n positions attend
+        causally to each other and the returned cache is None. With a cache from ``init_cache`` (or a
+        previous step), they also attend to the cached prefix and ``memory`` is not read again.
+        """
+        x = self.embedding(dec_in_ids, dec_positions)  # (batch, n, d)
+        allowed = memory_mask.astype(ms.bool_).reshape(memory_mask.shape[0], 1, 1, memory_mask.shape[1])
+        if cache is None:
+            for layer in self.decoder_layers:
+                x = layer(x, memory, allowed)
+            return self.decoder_norm(x), None
+        length = cache[0]
+        new_cache = (length + dec_in_ids.shape[1],)
+        for i in range(len(self.decoder_layers)):
+            first = 1 + CACHE_TENSORS_PER_LAYER * i
+            x, layer_cache = self.decoder_layers[i].step(
+                x, allowed, cache[first:first + CACHE_TENSORS_PER_LAYER], length)
+            new_cache = new_cache + layer_cache
+        return self.decoder_norm(x), new_cache
+
+    def init_cache(self, memory, max_len: int):
+        """An empty cache for up to ``max_len`` decoder positions, with the cross-attention keys and
+        values of ``memory`` (batch, src_len, d) computed once. Layout: see the module docstring."""
+        config = self.config
+        heads = config.num_attention_heads
+        shape = (memory.shape[0], heads, max_len, config.hidden_size // heads)
+        cache = (Tensor(0, ms.int32),)
+        for layer in self.decoder_layers:
+            k, v = layer.cross_attention.memory_kv(memory)  # each (batch, heads, src_len, head_dim)
+            cache = cache + (ops.zeros(shape, ms.float32), ops.zeros(shape, ms.float32), k, v)
+        return cache
+
+    @staticmethod
+    def reorder_cache(cache, indices):
+        """Select batch rows of every cache tensor (beam search: ``indices`` (batch,) into axis 0)."""
+        return (cache[0],) + tuple(ops.gather(t, indices, 0) for t in cache[1:])
+
+    def logits(self, hidden):
+        """hidden (batch, n, d) -> logits (batch, n, vocab) fp32 through the tied embedding (no bias)."""
+        return matmul(hidden, self.embedding.table, self.compute_dtype, transpose_b=True)
+
+
+def _resolve_dtype(model_config, compute_dtype):
+    if compute_dtype is not None:
+        return DTYPES[compute_dtype] if isinstance(compute_dtype, str) else compute_dtype
+    name = resolve_compute_type(model_config.compute_type, ms.get_context("device_target"))
+    return DTYPES[name]
+
+
+def count_parameters(model: nn.Cell, trainable_only: bool = True) -> int:
+    """Number of scalar parameters of ``model`` (each tied tensor counted once)."""
+    params = model.trainable_params() if trainable_only else model.get_parameters()
+    return int(sum(np.prod(p.shape) for p in params))
