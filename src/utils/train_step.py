@@ -1,0 +1,109 @@
+"""The jit-compiled training step: loss, gradients, loss scaling, overflow skip, clipping, update.
+
+``TrainStep(...)`` is a callable ``step(src_ids, dec_in_ids, dec_positions, tgt_ids, lr)`` that always
+returns the same tuple ``(loss, is_finite, loss_scale, grad_norm)``. The learning rate is an input and
+is written into the optimizer inside the graph: a compiled graph does not see ``Parameter.set_data``
+calls made from Python after it was compiled (measured on MindSpore 2.10), so nothing is set from
+outside. Gradient accumulation over ``accumulation_steps`` micro-batches is handled inside: only every
+N-th call updates the parameters (the others return ``is_finite=True`` and the running norm 0). A step
+whose gradients overflow changes no parameter and no optimizer state; with dynamic scaling it lowers
+the scale.
+"""
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.amp import DynamicLossScaler, StaticLossScaler, all_finite
+
+from src.utils.loss import label_smoothed_nll
+
+
+def make_loss_scaler(mode: str, init_scale: float, factor: float, window: int):
+    """``dynamic`` (grows after ``window`` clean steps, shrinks on overflow), ``static`` or ``none``."""
+    if mode == "dynamic":
+        return DynamicLossScaler(init_scale, int(factor), int(window))
+    if mode == "static":
+        return StaticLossScaler(init_scale)
+    if mode == "none":
+        return StaticLossScaler(1.0)
+    raise ValueError(f"unknown loss_scale_mode {mode!r}: dynamic, static or none")
+
+
+def global_norm(grads):
+    return ops.sqrt(sum(ops.square(g.astype(ms.float32)).sum() for g in grads))
+
+
+def clip_by_global_norm(grads, clip_norm: float):
+    """Scale all gradients by ``min(1, clip_norm / norm)``; returns ``(grads, norm)``."""
+    norm = global_norm(grads)
+    factor = clip_norm / ops.maximum(norm, clip_norm)
+    return tuple(g * factor.astype(g.dtype) for g in grads), norm
+
+
+class TrainStep:
+    """Holds the compiled functions and the accumulation buffers; see the module docstring."""
+
+    def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, *, label_smoothing=0.0, scaler=None,
+                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None):
+        self.network = network
+        self.optimizer = optimizer
+        self.scaler = scaler or StaticLossScaler(1.0)
+        self.clip_norm = float(clip_norm)
+        self.accumulation_steps = int(accumulation_steps)
+        self.grad_reducer = grad_reducer
+        self.label_smoothing = float(label_smoothing)
+        self.params = optimizer.parameters
+        self._micro = 0
+        self._grad_fn = ms.value_and_grad(self._forward, None, self.params, has_aux=True)
+        if self.accumulation_steps > 1:
+            self.buffers = ms.ParameterTuple(
+                Parameter(ops.zeros_like(p), name=f"accum.{p.name}", requires_grad=False)
+                for p in self.params)
+        self._update = ms.jit(self._update_impl)
+        self._accumulate = ms.jit(self._accumulate_impl)
+
+    def _forward(self, src_ids, dec_in_ids, dec_positions, tgt_ids):
+        logits = self.network(src_ids, dec_in_ids, dec_positions)
+        loss_sum, n_tokens = label_smoothed_nll(logits, tgt_ids, self.label_smoothing)
+        loss = loss_sum / ops.maximum(n_tokens, 1.0)
+        return self.scaler.scale(loss), loss
+
+    def _grads(self, *batch):
+        (_, loss), grads = self._grad_fn(*batch)
+        if self.grad_reducer is not None:
+            grads = self.grad_reducer(grads)
+        return loss, grads
+
+    def _accumulate_impl(self, src_ids, dec_in_ids, dec_positions, tgt_ids):
+        loss, grads = self._grads(src_ids, dec_in_ids, dec_positions, tgt_ids)
+        for i in range(len(grads)):  # zip(strict=...) is not supported inside a graph
+            ops.assign_add(self.buffers[i], grads[i])
+        return loss
+
+    def _update_impl(self, src_ids, dec_in_ids, dec_positions, tgt_ids, lr):
+        loss, grads = self._grads(src_ids, dec_in_ids, dec_positions, tgt_ids)
+        if self.accumulation_steps > 1:
+            n = self.accumulation_steps
+            grads = tuple((grads[i] + self.buffers[i]) / n for i in range(len(grads)))
+            for buf in self.buffers:
+                ops.assign(buf, ops.zeros_like(buf))
+        grads = self.scaler.unscale(grads)
+        is_finite = all_finite(grads)
+        norm = global_norm(grads)
+        if is_finite:
+            if self.clip_norm > 0:
+                grads, norm = clip_by_global_norm(grads, self.clip_norm)
+            loss = ops.depend(loss, ops.assign(self.optimizer.learning_rate, lr))
+            loss = ops.depend(loss, self.optimizer(grads))
+        if isinstance(self.scaler, DynamicLossScaler):
+            self.scaler.adjust(is_finite)
+        return loss, is_finite, self.scaler.scale_value, norm
+
+    def __call__(self, src_ids, dec_in_ids, dec_positions, tgt_ids, lr: float):
+        batch = tuple(Tensor(b) if not isinstance(b, Tensor) else b
+                      for b in (src_ids, dec_in_ids, dec_positions, tgt_ids))
+        self._micro += 1
+        if self._micro < self.accumulation_steps:
+            loss = self._accumulate(*batch)
+            return loss, Tensor(True), self.scaler.scale_value, Tensor(0.0, ms.float32)
+        self._micro = 0
+        return self._update(*batch, Tensor(lr, ms.float32))

@@ -1,0 +1,151 @@
+"""The jit train step: learning, overflow skipping, loss scaling, accumulation, clipping, the loss."""
+
+import numpy as np
+import pytest
+from mindspore import Tensor, nn
+
+from src.transformer.transformer import MassTransformer
+from src.utils.loss import label_smoothed_nll
+from src.utils.optimizer import build_optimizer, decays
+from src.utils.train_step import TrainStep, clip_by_global_norm, make_loss_scaler
+
+VOCAB = 50
+
+
+def copy_batch(rows=8, length=10, seed=0):
+    """src = random tokens + </s>; the decoder must copy it (teacher forcing)."""
+    rng = np.random.default_rng(seed)
+    tgt = np.concatenate([rng.integers(5, VOCAB, (rows, length - 1)), np.full((rows, 1), 2)], 1).astype(np.int32)
+    dec_in = np.concatenate([np.ones((rows, 1), np.int32), tgt[:, :-1]], 1)
+    pos = np.tile(np.arange(length, dtype=np.int32), (rows, 1))
+    return tgt.copy(), dec_in, pos, tgt
+
+
+class Stepper:
+    """A TrainStep at a fixed learning rate, called like the step itself."""
+
+    def __init__(self, model_config, lr=1e-2, scaler=None, accumulation=1, clip=1.0, smoothing=0.0):
+        from config.config import LearnRateConfig
+
+        self.network = MassTransformer(model_config)
+        self.network.set_train(True)
+        self.optimizer = build_optimizer(self.network.trainable_params(), LearnRateConfig(lr=lr, min_lr=0.0))
+        self.step = TrainStep(self.network, self.optimizer, label_smoothing=smoothing, scaler=scaler,
+                              clip_norm=clip, accumulation_steps=accumulation)
+        self.lr = lr
+
+    def __call__(self, *batch, lr=None):
+        return self.step(*batch, lr=self.lr if lr is None else lr)
+
+
+make_step = Stepper
+
+
+def params(net):
+    return {p.name: p.asnumpy().copy() for p in net.trainable_params()}
+
+
+def test_loss_decreases_on_a_copy_task(tiny_model_config):
+    step = make_step(tiny_model_config)
+    batch = copy_batch()
+    losses = [float(step(*batch)[0].asnumpy()) for _ in range(40)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_overflow_changes_no_parameter_and_lowers_the_scale(tiny_model_config):
+    step = make_step(tiny_model_config, scaler=make_loss_scaler("dynamic", 1024.0, 2.0, 100))
+    # set up before the first (compiling) call: a graph does not see later Parameter.set_data calls
+    table = step.network.embedding.table
+    poisoned = table.asnumpy().copy()
+    poisoned[43] = 1e38  # x sqrt(d_model) is past float32: token 43 overflows, gradients are inf/nan
+    table.set_data(Tensor(poisoned))
+    for p in step.optimizer.get_parameters():  # pretend earlier steps left non-zero moments
+        if p.name.startswith("moment"):
+            p.set_data(Tensor(np.full(p.shape, 0.01, np.float32)))
+    before = params(step.network)
+    state = {p.name: p.asnumpy().copy() for p in step.optimizer.get_parameters()}
+    batch = copy_batch()
+    assert (batch[0] == 43).any()
+    _, finite, scale, _ = step(*batch)
+    assert not bool(finite.asnumpy())
+    assert float(scale.asnumpy()) == 512.0
+    for name, value in params(step.network).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    for p in step.optimizer.get_parameters():  # moments, step counter and learning rate untouched too
+        np.testing.assert_array_equal(p.asnumpy(), state[p.name], err_msg=p.name)
+    _, finite, scale, _ = step(*batch)
+    assert not bool(finite.asnumpy()) and float(scale.asnumpy()) == 256.0
+
+
+def test_learning_rate_is_an_input_of_the_compiled_step(tiny_model_config):
+    step = make_step(tiny_model_config)
+    batch = copy_batch()
+    step(*batch)                      # compiles
+    before = params(step.network)
+    step(*batch, lr=0.0)              # Adam with lr 0 must not move any parameter
+    for name, value in params(step.network).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    step(*batch, lr=1e-2)
+    assert any(not np.array_equal(v, before[k]) for k, v in params(step.network).items())
+
+
+def test_dynamic_scale_grows_after_the_window(tiny_model_config):
+    step = make_step(tiny_model_config, scaler=make_loss_scaler("dynamic", 4.0, 2.0, 3))
+    scales = [float(step(*copy_batch())[2].asnumpy()) for _ in range(4)]
+    assert scales == [4.0, 4.0, 8.0, 8.0]
+
+
+def test_accumulation_equals_the_big_batch(tiny_model_config):
+    big = copy_batch(rows=8)
+    halves = [tuple(a[:4] for a in big), tuple(a[4:] for a in big)]
+    one = make_step(tiny_model_config)
+    one(*big)
+    two = make_step(tiny_model_config, accumulation=2)
+    before = params(two.network)
+    two(*halves[0])
+    for name, value in params(two.network).items():  # the first micro-batch does not update
+        np.testing.assert_array_equal(value, before[name])
+    two(*halves[1])
+    for name, value in params(one.network).items():
+        np.testing.assert_allclose(params(two.network)[name], value, atol=1e-5, err_msg=name)
+
+
+def test_label_smoothed_nll_matches_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 7)).astype(np.float32)
+    labels = np.array([[5, 6, 0], [2, 0, 0]], np.int32)
+    eps = 0.1
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    q = np.full(logits.shape, eps / 6)
+    np.put_along_axis(q, labels[..., None], 1 - eps, -1)
+    expected = -(q * logp).sum(-1)[labels != 0].sum()
+    loss, n = label_smoothed_nll(Tensor(logits), Tensor(labels), eps)
+    assert float(n.asnumpy()) == 3
+    assert float(loss.asnumpy()) == pytest.approx(expected, rel=1e-5)
+    plain, _ = label_smoothed_nll(Tensor(logits), Tensor(labels), 0.0)
+    assert float(plain.asnumpy()) == pytest.approx(-np.take_along_axis(logp, labels[..., None], -1)[..., 0][
+        labels != 0].sum(), rel=1e-5)
+
+
+def test_clip_by_global_norm():
+    grads = (Tensor(np.array([3.0, 0.0], np.float32)), Tensor(np.array([[4.0]], np.float32)))
+    clipped, norm = clip_by_global_norm(grads, 1.0)
+    assert float(norm.asnumpy()) == pytest.approx(5.0)
+    np.testing.assert_allclose(clipped[0].asnumpy(), [0.6, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped[1].asnumpy(), [[0.8]], rtol=1e-6)
+    same, _ = clip_by_global_norm(grads, 10.0)
+    np.testing.assert_allclose(same[0].asnumpy(), [3.0, 0.0])
+
+
+def test_weight_decay_groups_and_optimizers(tiny_model_config):
+    from config.config import LearnRateConfig
+
+    net = MassTransformer(tiny_model_config)
+    names = [p.name for p in net.trainable_params()]
+    assert not decays("embedding.table") and not decays("encoder_norm.gamma")
+    assert any(decays(n) for n in names) and not all(decays(n) for n in names)
+    for kind in ("adam", "momentum", "lamb"):
+        opt = build_optimizer(net.trainable_params(), LearnRateConfig(optimizer=kind, weight_decay=0.01))
+        assert isinstance(opt, nn.Optimizer)
+    with pytest.raises(ValueError, match="loss_scale_mode"):
+        make_loss_scaler("bogus", 1.0, 2.0, 1)
