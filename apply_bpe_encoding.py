@@ -18,7 +18,7 @@ from src.utils.byte_pair_encoding import DEFAULT_GLOSSARIES, apply_bpe_to_files
 from src.utils.cli import run_cli
 from src.utils.dictionary import Dictionary
 from src.utils.errors import UserError
-from src.utils.fileio import require_file
+from src.utils.fileio import require_file, text_files
 
 logger = logging.getLogger("apply_bpe_encoding")
 
@@ -43,21 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def list_inputs(src, prefix="", suffix=".txt") -> list[Path]:
-    """The ``*.txt`` files of a folder (sorted), or a single file; UserError if there are none."""
-    src = Path(src)
-    if src.is_file():
-        files = [src] if src.name.startswith(prefix) else []
-    elif src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.is_file() and p.name.endswith(suffix)
-                       and p.name.startswith(prefix))
-    else:
-        raise UserError(f"input not found: {src}")
-    if not files:
-        raise UserError(f"no *{suffix} files{f' starting with {prefix!r}' if prefix else ''} in {src}")
-    return files
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.existed_vocab is None and args.vocab_path is None:
@@ -70,7 +55,7 @@ def main(argv=None):
     existed = Dictionary.load_from_persisted_dict(args.existed_vocab) if args.existed_vocab else None
     processes = min(args.processes, os.cpu_count() or 1)
 
-    inputs = list_inputs(args.src_folder, args.prefix)
+    inputs = text_files(args.src_folder, args.prefix)
     out_dir = Path(args.output_folder)
     pairs = [(src, out_dir / f"{src.stem}_bpe.txt") for src in inputs]
     counts, lines = apply_bpe_to_files(args.codes, pairs, processes=processes, glossaries=args.glossaries)

@@ -23,11 +23,10 @@ from pathlib import Path
 
 from src.dataset.builders import PairOptions, build_pairs
 from src.dataset.cornell import SPLITS, dialog_pairs
-from src.dataset.sources import text_files
 from src.utils.cli import run_cli
 from src.utils.dictionary import Dictionary
 from src.utils.errors import UserError
-from src.utils.fileio import atomic_open, count_lines, require_dir, require_file
+from src.utils.fileio import atomic_open, count_lines, require_dir, require_file, text_files
 
 logger = logging.getLogger("cornell_dialog")
 
@@ -75,19 +74,19 @@ def write_raw_pairs(pairs, out_folder):
     return paths
 
 
-def encode_raw_pairs(raw_paths, codes, out_folder, processes):
-    """Tokenize + BPE the raw text pair files; returns {split: (src_bpe, tgt_bpe)}."""
+def encode_raw_pairs(raw_paths, codes, processes):
+    """Tokenize (keeping lines aligned) and BPE the raw text pair files; returns {split: (src, tgt)}."""
+    import tokenize_corpus
     from src.utils.byte_pair_encoding import apply_bpe_to_files
-    from tokenize_corpus import tokenize_file
 
     jobs, result = [], {}
     for split, pair in raw_paths.items():
         bpe_pair = []
         for raw in pair:
-            tok = raw.with_name(raw.stem + "_tokenized.txt")
-            tokenize_file(raw, tok, pool_size=processes)
+            tokenize_corpus.main(["--corpus_folder", str(raw), "--output_folder", str(raw.parent),
+                                  "--keep_lines", "--pool_size", str(processes)])
             bpe = raw.with_name(raw.stem + "_bpe.txt")
-            jobs.append((tok, bpe))
+            jobs.append((raw.with_name(raw.stem + "_tokenized.txt"), bpe))
             bpe_pair.append(bpe)
         result[split] = tuple(bpe_pair)
     apply_bpe_to_files(codes, jobs, processes=processes, count=False)
@@ -125,7 +124,7 @@ def main(argv=None):
         if not args.codes:
             logger.info("no --codes given: tokenize and BPE these files, then run again with --src_folder")
             return 0
-        bpe = encode_raw_pairs(raw, require_file(args.codes, "BPE codes"), out, args.processes)
+        bpe = encode_raw_pairs(raw, require_file(args.codes, "BPE codes"), args.processes)
     else:
         bpe = prefixed_pairs(require_dir(args.src_folder, "--src_folder"), args)
     vocab_path = require_file(args.existed_vocab, "vocabulary")

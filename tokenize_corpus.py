@@ -16,16 +16,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from src.utils.byte_pair_encoding import chunked_lines, close_pool, make_pool, ordered_pool_map
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from src.utils.fileio import atomic_open, count_lines
-from src.utils.tokenizer import PROTECTED_TOKENS, TOKENIZERS, word_tokenize
+from src.utils.fileio import atomic_open, count_lines, text_files
+from src.utils.parallel import chunked_lines, close_pool, make_pool, ordered_pool_map
+from src.utils.tokenizer import PROTECTED_TOKENS, TOKENIZERS, word_tokenize_many
 
 logger = logging.getLogger("tokenize_corpus")
 
 CHUNK_LINES = 2000
-_CONFIG = {"tokenizer": "nltk", "max_tokens": 175, "lowercase": False}
+_CONFIG = {"tokenizer": "nltk", "max_tokens": 175, "lowercase": False, "keep_lines": False}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,54 +38,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_tokens", type=int, default=175,
                         help="Drop sentences with more tokens than this (ModelZoo: 175).")
     parser.add_argument("--lowercase", action="store_true", help="Lower-case the tokens (not <unk>/UNK).")
+    parser.add_argument("--keep_lines", action="store_true",
+                        help="Drop nothing: line i of the output is line i of the input (for line-aligned "
+                             "source/target files); empty lines stay empty, long lines are kept.")
     return parser
 
 
-def _configure(tokenizer, max_tokens, lowercase):
+def _configure(tokenizer, max_tokens, lowercase, keep_lines=False):
     """Pool initializer (and in-process set-up): the settings every chunk is tokenized with."""
-    _CONFIG.update(tokenizer=tokenizer, max_tokens=max_tokens, lowercase=lowercase)
+    _CONFIG.update(tokenizer=tokenizer, max_tokens=max_tokens, lowercase=lowercase, keep_lines=keep_lines)
 
 
-def tokenize_lines(lines, tokenizer="nltk", max_tokens=175, lowercase=False):
+def tokenize_lines(lines, tokenizer="nltk", max_tokens=175, lowercase=False, keep_lines=False):
     """Tokenize sentences -> (output block, Counter of written/empty/too_long).
 
     >>> tokenize_lines(["Hi!", "", "a b c"], max_tokens=2)
-    ('Hi !\\n', Counter({'written': 1, 'empty': 1, 'too_long': 1}))
+    ('Hi !\\n', Counter({'read': 3, 'written': 1, 'empty': 1, 'too_long': 1}))
     """
     out = []
     stats = Counter(written=0, empty=0, too_long=0)
-    for line in lines:
-        tokens = word_tokenize(line, tokenizer)
+    for tokens in word_tokenize_many(lines, tokenizer):
         if not tokens:
             stats["empty"] += 1
-        elif len(tokens) > max_tokens:
+            if keep_lines:
+                out.append("")
+        elif len(tokens) > max_tokens and not keep_lines:
             stats["too_long"] += 1
         else:
             if lowercase:
                 tokens = [t if t in PROTECTED_TOKENS else t.lower() for t in tokens]
             out.append(" ".join(tokens))
     stats["written"] = len(out)
+    stats["read"] = len(lines)
     return "".join(line + "\n" for line in out), stats
 
 
 def _tokenize_chunk(lines):
     return tokenize_lines(lines, **_CONFIG)
-
-
-def list_inputs(spec) -> list[Path]:
-    """``*.txt`` files of the comma-separated folders/files in ``spec`` (sorted per folder)."""
-    files = []
-    for part in filter(None, (p.strip() for p in str(spec).split(","))):
-        path = Path(part)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".txt"))
-        else:
-            raise UserError(f"corpus folder not found: {path}")
-    if not files:
-        raise UserError(f"no *.txt files in {spec}")
-    return files
 
 
 def tokenize_file(src, dst, pool, pool_size) -> Counter:
@@ -96,10 +85,8 @@ def tokenize_file(src, dst, pool, pool_size) -> Counter:
         for block, chunk_stats in ordered_pool_map(pool, _tokenize_chunk, chunked_lines(src, CHUNK_LINES),
                                                    2 * pool_size + 2):
             out.write(block)
-            read = sum(chunk_stats.values())
-            stats["read"] += read
             stats.update(chunk_stats)
-            bar.update(read)
+            bar.update(chunk_stats["read"])
     return stats
 
 
@@ -109,10 +96,10 @@ def main(argv=None):
         raise UserError(f"--pool_size must be >= 1, got {args.pool_size}")
     if args.max_tokens < 1:
         raise UserError(f"--max_tokens must be >= 1, got {args.max_tokens}")
-    inputs = list_inputs(args.corpus_folder)
+    inputs = text_files(args.corpus_folder)
     out_dir = Path(args.output_folder)
     pool_size = min(args.pool_size, os.cpu_count() or 1)
-    settings = (args.tokenizer, args.max_tokens, args.lowercase)
+    settings = (args.tokenizer, args.max_tokens, args.lowercase, args.keep_lines)
     totals = Counter(read=0, written=0, empty=0, too_long=0)
     _configure(*settings)
     pool = make_pool(pool_size, _configure, settings)

@@ -294,3 +294,34 @@ def test_mask_settings_reach_the_masker(mono):
                         mask=MaskSettings(mask_type="bert"))
     b = batches(data)[0]
     assert ((b[schema.TGT_IDS] != 0).sum(1) == 1).all()
+
+
+def test_cornell_raw_mode_tokenizes_bpe_encodes_and_builds(tmp_path):
+    import apply_bpe_encoding
+    import tokenize_corpus
+    from src.utils.byte_pair_encoding import learn_bpe
+    from src.utils.dictionary import Dictionary
+
+    convs = [[f"Hello, number {i}!", f"Hi there, {i}.", f"Don't go {i}?"] for i in range(60)]
+    write_cornell(tmp_path / "raw", convs)
+    out = tmp_path / "out"
+    assert run_cli(cornell_dialog.main, ["--raw_folder", str(tmp_path / "raw"), "--output_folder", str(out),
+                                         "--valid_percent", "10", "--test_percent", "10"]) == 0
+    # codes and a vocabulary covering every split, so that decoding gives the text back exactly
+    assert run_cli(tokenize_corpus.main, ["--corpus_folder", str(out),
+                                          "--output_folder", str(tmp_path / "tok"), "--pool_size", "1"]) == 0
+    learn_bpe(sorted((tmp_path / "tok").glob("*.txt")), tmp_path / "codes", 30)
+    assert run_cli(apply_bpe_encoding.main, ["--codes", str(tmp_path / "codes"), "--src_folder",
+                                             str(tmp_path / "tok"), "--output_folder", str(tmp_path / "bpe"),
+                                             "--vocab_path", str(tmp_path / "vocab.txt"), "--processes", "1"]) == 0
+    assert run_cli(cornell_dialog.main, ["--raw_folder", str(tmp_path / "raw"), "--output_folder", str(out),
+                                         "--valid_percent", "10", "--test_percent", "10", "--codes",
+                                         str(tmp_path / "codes"), "--existed_vocab", str(tmp_path / "vocab.txt"),
+                                         "--processes", "2"]) == 0
+    vocab = Dictionary.load_from_persisted_dict(tmp_path / "vocab.txt")
+    for split in ("train", "valid", "test"):
+        refs = (out / f"cornell_{split}_tgt.txt").read_text().splitlines()
+        data = load_dataset(out / f"cornell_{split}.mindrecord", batch_size=16, shuffle=False)
+        got = [vocab.decode(r) for b in batches(data) for r in b[schema.TGT_IDS]]
+        from src.utils.tokenizer import word_tokenize
+        assert got == [" ".join(word_tokenize(r)) for r in refs]

@@ -16,12 +16,12 @@ from src.utils.byte_pair_encoding import (
     encode_lines,
     init_encoder,
     learn_bpe,
-    ordered_pool_map,
     read_codes,
 )
 from src.utils.cli import run_cli
 from src.utils.dictionary import NUM_SPECIALS, Dictionary
 from src.utils.errors import UserError
+from src.utils.parallel import ordered_pool_map
 from src.utils.tokenizer import detokenize, word_tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,3 +331,40 @@ def test_learn_subword_script(corpus, tmp_path):
     helped = subprocess.run(["bash", script, "-h"], capture_output=True, text=True, timeout=30)
     assert helped.returncode == 0 and "Usage" in helped.stdout
 
+
+
+TRICKY_LINES = [
+    '"Hello," she said.', "''Quoted'' start", "'Tis the season, 'twas not.", "I cannot go; gonna stay!",
+    "He said: wanna?", "(AP) -- Markets fell 3.5% on Monday.", "U.S. officials met in Washington D.C.",
+    "« Russians saved the mentality. »", "end with quote .\"", "It's John's dog's toy, isn't it?",
+    "Tabs\tand\u00a0no-break spaces.", "Wait... what?!", "email me@example.com or call #5 & $3",
+    "a", ".", "'", '"', "Mr. Smith's", "She's done. ''", "lemme gimme gotta d'ye more'n",
+    "— em dash – en dash", "Price: 3,000,000 dollars: cheap,", "The <unk> UNK <unk>.", "x ) .",
+]
+
+
+def test_memoized_tokenizer_equals_nltk_on_tricky_lines():
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from src.utils.tokenizer import word_tokenize_many
+
+    reference = NLTKWordTokenizer()
+    lines = TRICKY_LINES + [line.upper() for line in TRICKY_LINES] + [f"{a} {b}" for a in TRICKY_LINES[:8]
+                                                                     for b in TRICKY_LINES[8:16]]
+    many = word_tokenize_many(lines)
+    for line, got in zip(lines, many, strict=True):
+        if "<unk>" in line:
+            continue  # <unk> is kept whole on purpose (nltk would split it)
+        expected = [piece for token in reference.tokenize(line) for piece in token.split()]
+        assert got == expected, line
+        assert word_tokenize(line) == expected, line
+    assert word_tokenize("The <unk> UNK <unk>.") == ["The", "<unk>", "UNK", "<unk>", "."]
+
+
+def test_keep_lines_keeps_alignment(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.txt").write_text("Hello there!\n\n" + "word " * 200 + "\nBye.\n")
+    assert run_cli(tokenize_corpus.main, ["--corpus_folder", str(tmp_path / "raw"), "--output_folder",
+                                          str(tmp_path / "out"), "--keep_lines", "--pool_size", "1"]) == 0
+    lines = (tmp_path / "out" / "a_tokenized.txt").read_text().split("\n")
+    assert lines[0] == "Hello there !" and lines[1] == "" and len(lines[2].split()) == 200 and lines[3] == "Bye ."

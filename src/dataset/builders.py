@@ -8,7 +8,6 @@ written in blocks.
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from multiprocessing import Pool
 
 import numpy as np
 from tqdm import tqdm
@@ -21,6 +20,7 @@ from src.language_model.noise_channel_language_model import add_noise
 from src.utils.dictionary import Dictionary
 from src.utils.errors import UserError
 from src.utils.fileio import count_lines, iter_lines
+from src.utils.parallel import close_pool, make_pool, ordered_pool_map
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ def encode_text(vocab, line):
     return vocab.encode_line(line) if line.strip() else None
 
 
-def _chunks(numbered_lines, size):
+def _numbered_chunks(path, size=CHUNK_LINES):
     chunk = []
-    for item in numbered_lines:
+    for item in iter_lines(path):
         chunk.append(item)
         if len(chunk) == size:
             yield chunk
@@ -101,9 +101,14 @@ def encode_file(path, vocab: Dictionary, vocab_path, processes=1):
         for line_no, line in iter_lines(path):
             yield line_no, encode_text(vocab, line)
         return
-    with Pool(processes, initializer=_init_worker, initargs=(str(vocab_path),)) as pool:
-        for encoded in pool.imap(_encode_chunk, _chunks(iter_lines(path), CHUNK_LINES)):
+    pool = make_pool(processes, _init_worker, (str(vocab_path),))
+    failed = True
+    try:
+        for encoded in ordered_pool_map(pool, _encode_chunk, _numbered_chunks(path), 2 * processes + 2):
             yield from encoded
+        failed = False
+    finally:
+        close_pool(pool, failed)
 
 
 def _progress(path, desc):

@@ -15,17 +15,16 @@ word-final symbol with ``</w>``, so the last ``l`` of "hell" is ``l</w>`` and no
 encoder once) and counts the output tokens for the vocabulary.
 """
 
-import collections
 import logging
 import os
 import re
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 
 from tqdm import tqdm
 
 from src.utils.errors import UserError, where
 from src.utils.fileio import atomic_open, count_lines, iter_lines, require_file
+from src.utils.parallel import chunked_lines, close_pool, make_pool, ordered_pool_map
 
 logger = logging.getLogger(__name__)
 
@@ -282,50 +281,6 @@ def _encode_chunk(args):
     lines, count = args
     block = "\n".join(encode_lines(lines)) + "\n"  # chunks are never empty
     return block, (Counter(block.split()) if count else None)
-
-
-def ordered_pool_map(pool, func, iterable, max_in_flight):
-    """Like ``pool.imap(func, iterable)`` (ordered, worker errors re-raised) but with at most
-    ``max_in_flight`` tasks queued, so reading never runs ahead of processing and memory stays bounded.
-
-    ``pool`` is a ``concurrent.futures`` executor (a dead worker raises BrokenProcessPool instead of
-    hanging as ``multiprocessing.Pool`` would), or None to map in this process.
-    """
-    if pool is None:
-        yield from map(func, iterable)
-        return
-    pending = collections.deque()
-    for item in iterable:
-        pending.append(pool.submit(func, item))
-        if len(pending) >= max_in_flight:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
-def make_pool(processes, initializer=None, initargs=()):
-    """A process pool for :func:`ordered_pool_map`; None when ``processes`` <= 1 (work in-process)."""
-    if processes <= 1:
-        return None
-    return ProcessPoolExecutor(processes, initializer=initializer, initargs=initargs)
-
-
-def close_pool(pool, failed):
-    """Shut a pool down: wait for the workers on success, drop queued tasks on failure."""
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=failed)
-
-
-def chunked_lines(path, chunk_lines=CHUNK_LINES):
-    """Yield lists of up to ``chunk_lines`` lines of ``path`` (UserError on undecodable bytes)."""
-    chunk = []
-    for _, line in iter_lines(path):
-        chunk.append(line)
-        if len(chunk) >= chunk_lines:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def apply_bpe_to_files(codes_path, pairs, processes=2, glossaries=DEFAULT_GLOSSARIES, count=True,

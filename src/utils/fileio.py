@@ -90,3 +90,21 @@ def count_lines(path) -> int:
             count += block.count(b"\n")
             last = block[-1:]
     return count + (last != b"\n")
+
+
+def text_files(spec, prefix="", suffix=".txt") -> list[Path]:
+    """Input files the ModelZoo way: each comma-separated entry of ``spec`` is a file, or a folder whose
+    ``*.txt`` files (sorted) are taken; only names starting with ``prefix``. A UserError if none."""
+    files = []
+    for part in filter(None, (p.strip() for p in str(spec).split(","))):
+        path = Path(part)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(suffix)))
+        else:
+            raise UserError(f"input not found: {path}")
+    files = [f for f in files if f.name.startswith(prefix or "")]
+    if not files:
+        raise UserError(f"no *{suffix} file in {spec}" + (f" starting with {prefix!r}" if prefix else ""))
+    return files
