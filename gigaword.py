@@ -41,7 +41,6 @@ def parse_args(argv=None):
     p.add_argument("--format", default="mindrecord", help="only mindrecord is supported")
     p.add_argument("--prefix", default="gigaword", help="output names: <prefix>_<split>.mindrecord")
     p.add_argument("--seed", type=int, default=1, help="seed of the source noise")
-    p.add_argument("--shards", type=int, default=1)
     p.add_argument("--max_unk_rate", type=float, default=0.2)
     p.add_argument("--processes", type=int, default=1)
     args = p.parse_args(argv)
@@ -74,7 +73,7 @@ def main(argv=None):
                            noise_prob=args.noise_prob if split == "train" else 0.0, seed=args.seed,
                            max_unk_rate=args.max_unk_rate, processes=args.processes)
         out = Path(args.output_folder) / f"{args.prefix}_{split}.mindrecord"
-        stats = build_pairs(src, ref, vocab, vocab_path, out, opts, split, args.shards)
+        stats = build_pairs(src, ref, vocab, vocab_path, out, opts, split)
         if stats.written == 0:
             raise UserError(f"{split}: no pair was kept")
         logger.info("%s: %d pairs -> %s; dropped %s; kept longer than max_len: %d; <unk> %.2f%%", split,

@@ -34,12 +34,11 @@ def parse_args(argv=None):
     p.add_argument("--min_len", type=int, default=5, help="shortest sentence kept, in tokens with </s>")
     p.add_argument("--suffix", default="", help="appended to the output name")
     p.add_argument("--valid_every", type=int, default=0,
-                   help="send every N-th kept sentence to a validation dataset (0: none)")
+                   help="send every N-th input line to a validation dataset (0: none)")
     p.add_argument("--static_mask", action="store_true",
                    help="ModelZoo layout: mask once now (uniform start, all <mask>), fixed length")
     p.add_argument("--mask_ratio", type=float, default=0.5, help="fragment ratio for --static_mask")
     p.add_argument("--seed", type=int, default=1, help="seed of the static masks")
-    p.add_argument("--shards", type=int, default=1, help="number of MindRecord shard files")
     p.add_argument("--max_unk_rate", type=float, default=0.2,
                    help="stop with an error if more than this share of tokens is <unk>")
     p.add_argument("--processes", type=int, default=2, help="worker processes for encoding")
@@ -48,8 +47,8 @@ def parse_args(argv=None):
         p.error("need 1 <= --min_len <= --max_len")
     if not 0 < args.mask_ratio <= 1:
         p.error("--mask_ratio must be in (0, 1]")
-    if args.shards < 1 or args.processes < 1 or args.valid_every < 0:
-        p.error("--shards and --processes must be >= 1, --valid_every >= 0")
+    if args.processes < 1 or args.valid_every < 0:
+        p.error("--processes must be >= 1, --valid_every >= 0")
     return args
 
 
@@ -70,7 +69,7 @@ def main(argv=None):
     opts = MonoOptions(min_len=args.min_len, max_len=args.max_len, static_mask=args.static_mask,
                        mask_ratio=args.mask_ratio, seed=args.seed, valid_every=args.valid_every,
                        max_unk_rate=args.max_unk_rate, processes=args.processes)
-    stats, n_valid = build_monolingual(files, vocab, vocab_path, train_out, valid_out, opts, args.shards)
+    stats, n_valid = build_monolingual(files, vocab, vocab_path, train_out, valid_out, opts)
     if stats.written == 0:
         raise UserError("no sentence was kept")
     logger.info("read %d lines from %d file(s); wrote %d training examples to %s%s; dropped %s; "

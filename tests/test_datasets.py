@@ -325,3 +325,21 @@ def test_cornell_raw_mode_tokenizes_bpe_encodes_and_builds(tmp_path):
         got = [vocab.decode(r) for b in batches(data) for r in b[schema.TGT_IDS]]
         from src.utils.tokenizer import word_tokenize
         assert got == [" ".join(word_tokenize(r)) for r in refs]
+
+
+def test_parallel_parts_give_the_same_dataset(mono):
+    from src.dataset.builders import MonoOptions, build_monolingual
+
+    tmp_path, src, vocab, _ = mono
+    rows = {}
+    for processes, part_lines in ((1, 1000), (2, 7)):
+        out = tmp_path / f"p{processes}" / "news.mindrecord"
+        opts = MonoOptions(min_len=3, max_len=20, valid_every=10, processes=processes, part_lines=part_lines)
+        stats, n_valid = build_monolingual([src], vocab, tmp_path / "vocab.txt", out, out.with_name("v.mindrecord"),
+                                           opts)
+        manifest = read_manifest(out)
+        assert len(manifest["files"]) == (1 if part_lines == 1000 else 9)  # 60 lines / 7 per part
+        data = load_dataset(out, batch_size=100, shuffle=False, pad_multiple=1)
+        batch = batches(data)[0]
+        rows[processes] = (stats.as_dict(), n_valid, batch[schema.TGT_IDS].tolist(), batch[schema.SRC_IDS].tolist())
+    assert rows[1] == rows[2]

@@ -45,6 +45,15 @@ class BuildStats:
         self.unk_tokens += int(np.count_nonzero(ids == unk_id))
         self.longest = max(self.longest, len(ids))
 
+    def merge(self, other: "BuildStats"):
+        self.lines += other.lines
+        self.written += other.written
+        self.dropped.update(other.dropped)
+        self.tokens += other.tokens
+        self.unk_tokens += other.unk_tokens
+        self.longest = max(self.longest, other.longest)
+        self.kept_longer_than_max += other.kept_longer_than_max
+
     @property
     def unk_rate(self) -> float:
         return self.unk_tokens / self.tokens if self.tokens else 0.0
@@ -117,6 +126,9 @@ def _progress(path, desc):
 
 # ---------------------------------------------------------------- monolingual (pre-training)
 
+MONO_PART_LINES = 50_000  # lines per part file (one task for a worker process)
+
+
 @dataclass
 class MonoOptions:
     min_len: int = 1            # in tokens, </s> included
@@ -124,54 +136,99 @@ class MonoOptions:
     static_mask: bool = False   # ModelZoo's fixed 6-column, masked-once layout
     mask_ratio: float = 0.5
     seed: int = 1
-    valid_every: int = 0        # every N-th kept sentence goes to the valid split (0: no valid split)
+    valid_every: int = 0        # every N-th input line goes to the valid split (0: no valid split)
     max_unk_rate: float = 0.2
     processes: int = 1
+    part_lines: int = MONO_PART_LINES
 
 
-def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out, opts: MonoOptions,
-                      shard_num=1):
-    """Write pre-training datasets from BPE'd text files; returns (train_stats, valid_count)."""
-    kind = schema.KIND_MODELZOO if opts.static_mask else schema.KIND_MONO
+def _mono_tasks(paths, opts, outputs):
+    """Cut the input into parts: ``(part_no, ordinal of the part's first line, path, lines, part paths)``.
+
+    The example ``index`` is the line's ordinal over all input files, so it does not depend on how
+    many lines other parts dropped, and parts can be written independently."""
+    part_no, ordinal = 0, 0
+    for path in paths:
+        lines = []
+        for line_no, line in iter_lines(path):
+            lines.append((line_no, line))
+            if len(lines) == opts.part_lines:
+                yield part_no, ordinal, str(path), lines, {k: str(o.part_path(part_no)) for k, o in outputs.items()}
+                part_no, ordinal, lines = part_no + 1, ordinal + len(lines), []
+        if lines:
+            yield part_no, ordinal, str(path), lines, {k: str(o.part_path(part_no)) for k, o in outputs.items()}
+            part_no, ordinal = part_no + 1, ordinal + len(lines)
+
+
+def _write_mono_part(task, opts, kind, vocab=None):
+    """Encode, filter and write one part (in a worker process); returns (rows per split, stats)."""
+    from src.dataset.writer import PartFile
+
+    _, ordinal, path, lines, part_paths = task
+    vocab = vocab or _worker_vocab
     stats = BuildStats()
-    writers = {"train": MindRecordDatasetWriter(train_out, kind, shard_num)}
+    parts = {split: PartFile(p, kind) for split, p in part_paths.items()}
+    for offset, (line_no, line) in enumerate(lines):
+        stats.lines += 1
+        ids = encode_text(vocab, line)
+        reason = _mono_drop_reason(ids, opts)
+        if reason:
+            stats.dropped[reason] += 1
+            continue
+        stats.count_tokens(ids, vocab.unk)
+        stats.check_unk_rate(opts.max_unk_rate, f"{path}:{line_no}")
+        index = ordinal + offset
+        split = "valid" if opts.valid_every and (index + 1) % opts.valid_every == 0 else "train"
+        row = _mono_row(ids, index, opts)
+        if row is None:
+            stats.dropped["too_long_for_static_mask"] += 1
+            continue
+        parts[split].write(row)
+    return {split: part.close() for split, part in parts.items()}, stats
+
+
+def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out, opts: MonoOptions):
+    """Write pre-training datasets from BPE'd text files; returns (train_stats, valid_count).
+
+    Parts of ``opts.part_lines`` lines are encoded and written by ``opts.processes`` workers at once."""
+    import functools
+
+    from src.dataset.writer import DatasetOutput
+
+    kind = schema.KIND_MODELZOO if opts.static_mask else schema.KIND_MONO
+    outputs = {"train": DatasetOutput(train_out, kind)}
     if opts.valid_every:
-        writers["valid"] = MindRecordDatasetWriter(valid_out, kind, 1)
-    counts = Counter()
-    kept = 0
+        outputs["valid"] = DatasetOutput(valid_out, kind)
+    stats, counts = BuildStats(), Counter()
+    if opts.processes > 1:
+        pool, work = make_pool(opts.processes, _init_worker, (str(vocab_path),)), functools.partial(
+            _write_mono_part, opts=opts, kind=kind)
+    else:
+        pool, work = None, functools.partial(_write_mono_part, opts=opts, kind=kind, vocab=vocab)
+    failed = True
+    total = sum(count_lines(p) for p in paths)
     try:
-        for path in paths:
-            with _progress(path, path.name) as bar:
-                for line_no, ids in encode_file(path, vocab, vocab_path, opts.processes):
-                    bar.update()
-                    stats.lines += 1
-                    reason = _mono_drop_reason(ids, opts)
-                    if reason:
-                        stats.dropped[reason] += 1
-                        continue
-                    stats.count_tokens(ids, vocab.unk)
-                    stats.check_unk_rate(opts.max_unk_rate, f"{path}:{line_no}")
-                    kept += 1
-                    split = "valid" if opts.valid_every and kept % opts.valid_every == 0 else "train"
-                    row = _mono_row(ids, counts[split], opts)
-                    if row is None:
-                        stats.dropped["too_long_for_static_mask"] += 1
-                        continue
-                    writers[split].write(row)
-                    counts[split] += 1
+        with tqdm(total=total, desc="encode+write", unit=" lines", mininterval=1.0, leave=False) as bar:
+            for rows, part_stats in ordered_pool_map(pool, work, _mono_tasks(paths, opts, outputs),
+                                                     opts.processes + 1):
+                counts.update(rows)
+                stats.merge(part_stats)
+                bar.update(part_stats.lines)
+        failed = False
         stats.written = counts["train"]
         options = {k: getattr(opts, k) for k in ("min_len", "max_len", "static_mask", "mask_ratio", "seed",
                                                  "valid_every")}
         common = {"vocab_size": len(vocab), "vocab_path": str(vocab_path), "options": options,
                   "sources": [str(p) for p in paths]}
-        writers["train"].finish({**common, "split": "train", "stats": stats.as_dict()})
+        outputs["train"].publish(counts["train"], {**common, "split": "train", "stats": stats.as_dict()})
         if counts["valid"]:
-            writers["valid"].finish({**common, "split": "valid"})
-        elif "valid" in writers:
+            outputs["valid"].publish(counts["valid"], {**common, "split": "valid"})
+        elif "valid" in outputs:
             logger.warning("no sentence went to the validation split (too few sentences for --valid_every)")
     finally:
-        for w in writers.values():
-            w.close()
+        close_pool(pool, failed)
+        for output in outputs.values():
+            output.close()
     return stats, counts["valid"]
 
 
@@ -218,10 +275,10 @@ def iter_pair_ids(src_path, tgt_path, vocab, vocab_path, processes=1):
 
 
 def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opts: PairOptions,
-                split: str, shard_num=1, extra_manifest=None) -> BuildStats:
+                split: str, extra_manifest=None) -> BuildStats:
     """Write one split of (source, target) pairs; returns the build statistics."""
     stats = BuildStats()
-    with MindRecordDatasetWriter(out_path, schema.KIND_PAIR, shard_num) as writer, \
+    with MindRecordDatasetWriter(out_path, schema.KIND_PAIR) as writer, \
             _progress(src_path, f"{split} pairs") as bar:
         for line_no, src, tgt in iter_pair_ids(src_path, tgt_path, vocab, vocab_path, opts.processes):
             bar.update()

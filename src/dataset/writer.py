@@ -1,8 +1,11 @@
 """MindRecord output written atomically, plus the manifest that marks a dataset complete.
 
-Shards are written into a hidden temporary folder next to their destination and moved into place only
-after ``commit``; the manifest is written last. A loader refuses a dataset without its manifest, so an
-interrupted build never looks finished.
+A dataset is one or more MindRecord files ("parts"; each part is a complete MindRecord file with its
+``.db`` index). Parts are written into a hidden temporary folder next to their destination, possibly by
+several worker processes at once, and moved into place only when all are done; the manifest is written
+last. A loader refuses a dataset without its manifest, so an interrupted build never looks finished.
+Parts also bound memory: MindSpore's writer keeps per-row index data until ``commit``, so a large
+corpus is cut into parts of at most ``PART_ROWS`` rows.
 """
 
 import json
@@ -21,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
+PART_ROWS = 200_000
+BLOCK_ROWS = 1000
 
 
 def manifest_path(dataset_path) -> Path:
@@ -28,35 +33,23 @@ def manifest_path(dataset_path) -> Path:
     return Path(str(dataset_path) + MANIFEST_SUFFIX)
 
 
-class MindRecordDatasetWriter:
-    """Write examples of one ``kind`` (see ``schema.SCHEMAS``) to ``path`` in ``shard_num`` shards.
+class PartFile:
+    """One MindRecord file of ``kind`` rows, written in blocks; ``close()`` commits it."""
 
-    >>> with MindRecordDatasetWriter("out/news.mindrecord", schema.KIND_MONO) as w:   # doctest: +SKIP
-    ...     w.write({"ids": ids, "index": 0})
-    ...     w.finish(manifest={...})
-    """
-
-    def __init__(self, path, kind, shard_num=1, block_size=1000, description="MASS dataset"):
+    def __init__(self, path, kind, description="MASS dataset"):
         from mindspore.mindrecord import FileWriter  # heavy import, only when writing
 
         if kind not in schema.SCHEMAS:
             raise ValueError(f"unknown dataset kind {kind!r}")
         self.path = Path(path)
-        self.kind = kind
-        self.shard_num = int(shard_num)
-        self.block_size = block_size
         self.count = 0
         self._block = []
-        self._finished = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        self._writer = FileWriter(str(self._tmpdir / self.path.name), shard_num=self.shard_num,
-                                  overwrite=True)
+        self._writer = FileWriter(str(self.path), shard_num=1, overwrite=True)
         self._writer.add_schema(schema.SCHEMAS[kind], description)
 
     def write(self, row: dict):
         self._block.append(row)
-        if len(self._block) >= self.block_size:
+        if len(self._block) >= BLOCK_ROWS:
             self._flush()
 
     def _flush(self):
@@ -65,23 +58,42 @@ class MindRecordDatasetWriter:
             self.count += len(self._block)
             self._block = []
 
-    def finish(self, manifest: dict) -> Path:
-        """Commit the shards, move them into place, then write the manifest; returns its path."""
-        if self.count + len(self._block) == 0:
-            raise UserError(f"no example left to write to {self.path} (see the counts of dropped lines)")
+    def close(self) -> int:
+        """Commit; returns the number of rows (a part without rows is not committed)."""
         self._flush()
-        self._writer.commit()
-        files = sorted(p.name for p in self._tmpdir.iterdir())
+        if self.count:
+            self._writer.commit()
+        return self.count
+
+
+class DatasetOutput:
+    """The destination of one dataset: a temporary folder for its parts, then an atomic publish."""
+
+    def __init__(self, path, kind):
+        if kind not in schema.SCHEMAS:
+            raise ValueError(f"unknown dataset kind {kind!r}")
+        self.path, self.kind = Path(path), kind
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self._published = False
+
+    def part_path(self, number: int) -> Path:
+        return self.tmpdir / f"{self.path.name}.part{number:05d}"
+
+    def publish(self, count: int, manifest: dict) -> Path:
+        """Move the finished parts into place, then write the manifest; returns the manifest path."""
+        if count == 0:
+            raise UserError(f"no example left to write to {self.path} (see the counts of dropped lines)")
+        files = sorted(p.name for p in self.tmpdir.iterdir())
         self._remove_previous()
         for name in files:
-            os.replace(self._tmpdir / name, self.path.parent / name)
-        shutil.rmtree(self._tmpdir, ignore_errors=True)
+            os.replace(self.tmpdir / name, self.path.parent / name)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
         full = {
             "manifest_version": MANIFEST_VERSION,
             "kind": self.kind,
             "columns": sorted(schema.SCHEMAS[self.kind]),
-            "examples": self.count,
-            "shard_num": self.shard_num,
+            "examples": count,
             "files": [n for n in files if not n.endswith(".db")],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **manifest,
@@ -89,8 +101,8 @@ class MindRecordDatasetWriter:
         with atomic_open(manifest_path(self.path)) as handle:
             json.dump(full, handle, indent=2, sort_keys=True)
             handle.write("\n")
-        self._finished = True
-        logger.info("wrote %d examples to %s (%d shard(s))", self.count, self.path, self.shard_num)
+        self._published = True
+        logger.info("wrote %d examples to %s (%d file(s))", count, self.path, len(full["files"]))
         return manifest_path(self.path)
 
     def _remove_previous(self):
@@ -109,8 +121,51 @@ class MindRecordDatasetWriter:
                     stale.unlink()
 
     def close(self):
-        if not self._finished:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        if not self._published:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class MindRecordDatasetWriter:
+    """Stream rows into one dataset from a single process, starting a new part every ``PART_ROWS``.
+
+    >>> with MindRecordDatasetWriter("out/news.mindrecord", schema.KIND_MONO) as w:   # doctest: +SKIP
+    ...     w.write({"ids": ids, "index": 0})
+    ...     w.finish(manifest={...})
+    """
+
+    def __init__(self, path, kind, part_rows=PART_ROWS):
+        self.output = DatasetOutput(path, kind)
+        self.part_rows = part_rows
+        self.count = 0
+        self._parts = 0
+        self._part = None
+
+    def write(self, row: dict):
+        if self._part is None:
+            self._part = PartFile(self.output.part_path(self._parts), self.output.kind)
+            self._parts += 1
+        self._part.write(row)
+        if self._part.count + len(self._part._block) >= self.part_rows:
+            self._close_part()
+
+    def _close_part(self):
+        if self._part is not None:
+            self.count += self._part.close()
+            self._part = None
+
+    def finish(self, manifest: dict) -> Path:
+        self._close_part()
+        return self.output.publish(self.count, manifest)
+
+    def close(self):
+        self.output.close()
 
     def __enter__(self):
         return self
@@ -136,11 +191,11 @@ def read_manifest(dataset_path) -> dict:
 
 
 def dataset_files(dataset_path) -> list[str]:
-    """Shard files of a finished dataset, checked to exist."""
+    """Files of a finished dataset, checked to exist."""
     manifest = read_manifest(dataset_path)
     folder = Path(dataset_path).parent
     files = [folder / name for name in manifest["files"]]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise UserError(f"{dataset_path}: shard file(s) listed in the manifest are missing: {missing}")
+        raise UserError(f"{dataset_path}: file(s) listed in the manifest are missing: {missing}")
     return [str(f) for f in files]

@@ -136,7 +136,7 @@ def train_phase(run, phase, datasets, resume=None):
                 pos.step += 1
                 bar.update()
                 _after_step(run, phase, pos, step_fn, manager, valid, window, schedule, bar)
-                if run.stop_requested or (run.max_steps and pos.step >= run.max_steps):
+                if _stop_agreed(run) or (run.max_steps and pos.step >= run.max_steps):
                     manager.save(_entries(step_fn), pos.as_dict(phase, cfg))
                     return pos
             pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
@@ -144,6 +144,19 @@ def train_phase(run, phase, datasets, resume=None):
                 _validate_and_keep_best(run, phase, pos, step_fn, manager, valid)
     manager.save(_entries(step_fn), pos.as_dict(phase, cfg))
     return pos
+
+
+def _stop_agreed(run) -> bool:
+    """Whether to stop now; under data parallel every rank must stop at the same step (a rank that
+    left early would leave the others waiting in the gradient all-reduce), so the flags are OR-ed."""
+    if run.group_size == 1:
+        return run.stop_requested
+    from mindspore import ops
+
+    flag = Tensor(np.array([float(run.stop_requested)], np.float32))
+    agreed = bool(ops.AllReduce(ops.ReduceOp.MAX)(flag).asnumpy()[0] > 0)
+    run.stop_requested = agreed
+    return agreed
 
 
 class _Window:

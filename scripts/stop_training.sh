@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Stop a run started by scripts/run_{cpu,gpu,ascend}.sh cleanly: the job finishes its current step,
+# writes a checkpoint and exits; resume it later with  -- --resume auto
+#   bash scripts/stop_training.sh [run folder (default output)] [seconds to wait, default 600]
+set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+RUN="${1:-output}" WAIT="${2:-600}"
+PIDFILE="$RUN/train.pid"
+[ -f "$PIDFILE" ] || { echo "error: no $PIDFILE: is a run started by scripts/run_*.sh going on there?" >&2; exit 2; }
+PID="$(cat "$PIDFILE")"
+if ! kill -0 "$PID" 2>/dev/null; then
+    echo "error: process $PID from $PIDFILE is not running (stale pid file removed)" >&2
+    rm -f "$PIDFILE"; exit 2
+fi
+# Signal the train.py processes themselves (under msrun: every worker, which agree on the step to stop
+# at), not msrun, which could kill its workers before they write the checkpoint.
+descendants() { local p; for p in $(pgrep -P "$1" || true); do echo "$p"; descendants "$p"; done; }
+TARGETS=()
+for p in "$PID" $(descendants "$PID"); do
+    if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "train.py"; then TARGETS+=("$p"); fi
+done
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("$PID")
+kill -TERM "${TARGETS[@]}"
+echo "sent SIGTERM to ${TARGETS[*]}; waiting for the final checkpoint..." >&2
+for _ in $(seq 1 "$WAIT"); do
+    kill -0 "$PID" 2>/dev/null || { echo "stopped" >&2; exit 0; }
+    sleep 1
+done
+echo "error: $PID still running after ${WAIT}s" >&2
+exit 1

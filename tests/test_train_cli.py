@@ -1,0 +1,133 @@
+"""train.py end to end (in subprocesses, as users run it): phases, metrics, checkpoints, resume that
+continues exactly, clean stop on SIGTERM through the launcher scripts, config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gigaword
+import news_crawl
+from src.utils.loss_monitor import read_metrics
+from tests.helpers import random_sentences, vocab_for, write_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "GLOG_v": "3", "PYTHONPATH": str(ROOT)}
+# a tiny, deterministic model: dropout off (its random state is not part of a checkpoint)
+TINY = ["--model_config.hidden_size=16", "--model_config.intermediate_size=32",
+        "--model_config.hidden_dropout_prob=0.0", "--model_config.attention_dropout_prob=0.0",
+        "--dataset_config.batch_size=8", "--dataset_config.bucket_boundaries=[]",
+        "--dataset_config.num_parallel_workers=1", "--checkpoint_options.log_every_steps=1",
+        "--learn_rate_config.warmup_steps=2"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train_data")
+    lines = random_sentences(80, seed=1, min_words=5, max_words=10)
+    write_lines(d / "bpe" / "news.txt", lines)
+    vocab_for(lines, d / "vocab.txt")
+    assert news_crawl.main(["--src_folder", str(d / "bpe"), "--existed_vocab", str(d / "vocab.txt"),
+                            "--output_folder", str(d), "--processes", "1", "--max_len", "16",
+                            "--valid_every", "8"]) == 0
+    write_lines(d / "a.txt", lines[:40])
+    write_lines(d / "t.txt", [" ".join(s.split()[:3]) for s in lines[:40]])
+    assert gigaword.main(["--train_src", str(d / "a.txt"), "--train_ref", str(d / "t.txt"),
+                          "--existed_vocab", str(d / "vocab.txt"), "--output_folder", str(d)]) == 0
+    return d
+
+
+def train(data, out, *extra, expect=0):
+    cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "config/tiny.json"), "--output", str(out),
+           f"--dataset_config.pre_train_dataset={data / 'news_crawl_len_16.mindrecord'}", *TINY, *extra]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == expect, proc.stderr[-3000:]
+    return proc
+
+
+def losses(out, phase="pretrain"):
+    records = read_metrics(out / "metrics.jsonl")
+    return {r["step"]: r["loss"] for r in records if r.get("phase") == phase and "loss" in r}
+
+
+def test_pretrain_then_finetune_writes_metrics_config_and_checkpoints(data, tmp_path):
+    out = tmp_path / "run"
+    train(data, out, f"--dataset_config.fine_tune_dataset={data / 'gigaword_train.mindrecord'}",
+          f"--dataset_config.valid_dataset={data / 'news_crawl_len_16_valid.mindrecord'}",
+          "--dataset_config.epochs=2", "--checkpoint_options.eval_every_steps=0")
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model_config"]["vocab_size"] > 5  # filled in from the dataset manifest
+    records = read_metrics(out / "metrics.jsonl")
+    pre = [r for r in records if r.get("phase") == "pretrain" and "loss" in r]
+    fine = [r for r in records if r.get("phase") == "finetune" and "loss" in r]
+    valid = [r for r in records if "valid_loss" in r]
+    assert len(pre) == 2 * 9 and len(fine) == 2 * 5       # 72 / 8 -> 9 batches, 40 / 8 -> 5 per epoch
+    assert [r["step"] for r in pre] == list(range(1, 19))
+    assert len(valid) == 2 and all(r["valid_ppl"] > 1 for r in valid)  # end of each pre-training epoch
+    assert pre[1]["lr"] > pre[0]["lr"]                       # warm-up
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert "ckpt_pretrain_step18.ckpt" in ckpts and "ckpt_finetune_step10.ckpt" in ckpts
+    assert "ckpt_pretrain_best.ckpt" in ckpts
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(data, straight, "--dataset_config.epochs=2")
+    train(data, split, "--dataset_config.epochs=2", "--max_steps=7")   # stops mid-epoch (9 batches)
+    assert sorted(losses(split)) == list(range(1, 8))
+    train(data, split, "--dataset_config.epochs=2", "--resume=auto")
+    expected, got = losses(straight), losses(split)
+    assert sorted(got) == sorted(expected) == list(range(1, 19))
+    for step in range(1, 19):
+        assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
+
+
+def test_existed_ckpt_initialises_the_model(data, tmp_path):
+    first = tmp_path / "first"
+    train(data, first, "--max_steps=3")
+    ckpt = first / "checkpoints" / "ckpt_pretrain_step3.ckpt"
+    second = tmp_path / "second"
+    train(data, second, "--max_steps=1", f"--checkpoint_options.existed_ckpt={ckpt}")
+    fresh = tmp_path / "fresh"
+    train(data, fresh, "--max_steps=1")
+    assert losses(second)[1] < losses(fresh)[1]  # starts from the trained weights
+
+
+def test_config_errors_are_reported_without_traceback(data, tmp_path):
+    proc = train(data, tmp_path / "x", "--model_config.hidden_sise=8", expect=2)
+    assert "hidden_sise" in proc.stderr and "Traceback" not in proc.stderr
+    proc = train(data, tmp_path / "x", "--dataset_config.batch_size=\"8\"", expect=2)
+    assert "batch_size" in proc.stderr and "Traceback" not in proc.stderr
+    proc = train(data, tmp_path / "x", "--bogus", expect=2)
+    assert "unrecognized arguments: --bogus" in proc.stderr
+
+
+def test_launcher_and_stop_training_write_a_final_checkpoint(data, tmp_path):
+    out = tmp_path / "run"
+    cmd = ["bash", str(ROOT / "scripts/run_cpu.sh"), "-t", "t", "-c", str(ROOT / "config/tiny.json"), "-o", str(out),
+           "--", f"--dataset_config.pre_train_dataset={data / 'news_crawl_len_16.mindrecord'}", *TINY,
+           "--dataset_config.epochs=1000"]
+    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (out / "metrics.jsonl").exists():
+            time.sleep(0.5)
+        assert (out / "train.pid").exists()
+        stop = subprocess.run(["bash", str(ROOT / "scripts/stop_training.sh"), str(out), "120"], capture_output=True,
+                              text=True, timeout=200)
+        assert stop.returncode == 0, stop.stderr
+        assert job.wait(timeout=60) == 0
+    finally:
+        if job.poll() is None:
+            job.send_signal(signal.SIGKILL)
+    last_step = max(losses(out))
+    assert (out / "checkpoints" / f"ckpt_pretrain_step{last_step}.ckpt").exists()
+    assert not (out / "train.pid").exists()
+    bad = subprocess.run(["bash", str(ROOT / "scripts/run_cpu.sh"), "-t", "t", "--bogus"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "unknown option --bogus" in bad.stderr
