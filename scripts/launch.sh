@@ -64,6 +64,8 @@ PIDFILE="$OUTPUT/train.pid"
 [ "$TASK" = infer ] && PIDFILE="$(dirname "$OUTPUT")/infer.pid"
 if [ "$DEVICE_NUM" -gt 1 ]; then
     MSRUN="$(dirname "$PYTHON")/msrun"; command -v "$MSRUN" >/dev/null 2>&1 || MSRUN=msrun
+    # msrun starts each worker with the "python" on PATH
+    if [ "$PYTHON" != python ]; then export PATH="$(dirname "$PYTHON"):$PATH"; fi
     LOGDIR="$(dirname "$PIDFILE")/msrun_log"
     echo "launching $DEVICE_NUM workers on $DEVICE_TARGET through msrun (logs: $LOGDIR)" >&2
     "$MSRUN" --worker_num="$DEVICE_NUM" --local_worker_num="$DEVICE_NUM" --master_port="${MASTER_PORT:-8118}" \

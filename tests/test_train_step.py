@@ -24,12 +24,14 @@ def copy_batch(rows=8, length=10, seed=0):
 class Stepper:
     """A TrainStep at a fixed learning rate, called like the step itself."""
 
-    def __init__(self, model_config, lr=1e-2, scaler=None, accumulation=1, clip=1.0, smoothing=0.0):
+    def __init__(self, model_config, lr=1e-2, scaler=None, accumulation=1, clip=1.0, smoothing=0.0,
+                 optimizer="adam"):
         from config.config import LearnRateConfig
 
         self.network = MassTransformer(model_config)
         self.network.set_train(True)
-        self.optimizer = build_optimizer(self.network.trainable_params(), LearnRateConfig(lr=lr, min_lr=0.0))
+        self.optimizer = build_optimizer(self.network.trainable_params(),
+                                         LearnRateConfig(lr=lr, min_lr=0.0, optimizer=optimizer))
         self.step = TrainStep(self.network, self.optimizer, label_smoothing=smoothing, scaler=scaler,
                               clip_norm=clip, accumulation_steps=accumulation)
         self.lr = lr
@@ -96,18 +98,20 @@ def test_dynamic_scale_grows_after_the_window(tiny_model_config):
 
 
 def test_accumulation_equals_the_big_batch(tiny_model_config):
+    # momentum, not Adam: Adam's first update is lr * sign(g), which turns float noise in gradients that
+    # are zero in exact arithmetic (e.g. the key biases) into full-size differences
     big = copy_batch(rows=8)
     halves = [tuple(a[:4] for a in big), tuple(a[4:] for a in big)]
-    one = make_step(tiny_model_config)
+    one = make_step(tiny_model_config, optimizer="momentum")
     one(*big)
-    two = make_step(tiny_model_config, accumulation=2)
+    two = make_step(tiny_model_config, accumulation=2, optimizer="momentum")
     before = params(two.network)
     two(*halves[0])
     for name, value in params(two.network).items():  # the first micro-batch does not update
         np.testing.assert_array_equal(value, before[name])
     two(*halves[1])
     for name, value in params(one.network).items():
-        np.testing.assert_allclose(params(two.network)[name], value, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(params(two.network)[name], value, atol=1e-7, err_msg=name)
 
 
 def test_label_smoothed_nll_matches_numpy():

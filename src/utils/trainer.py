@@ -154,7 +154,7 @@ def _stop_agreed(run) -> bool:
     from mindspore import ops
 
     flag = Tensor(np.array([float(run.stop_requested)], np.float32))
-    agreed = bool(ops.AllReduce(ops.ReduceOp.MAX)(flag).asnumpy()[0] > 0)
+    agreed = bool(ops.AllReduce(ops.ReduceOp.SUM)(flag).asnumpy()[0] > 0)  # CPU: only SUM
     run.stop_requested = agreed
     return agreed
 
