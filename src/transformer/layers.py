@@ -109,4 +109,6 @@ class Embedding(nn.Cell):
 
     def construct(self, ids, positions):
         tokens = ops.gather(self.table, ids, 0) * self.scale  # (batch, len, d)
-        return self.dropout(tokens + ops.gather(self.positions, positions, 0))
+        # the sinusoids are constants: stop_gradient spares the backward pass a reduction of their
+        # (never used) gradient over the batch, which the encoder's (1, len) positions would need
+        return self.dropout(tokens + ops.stop_gradient(ops.gather(self.positions, positions, 0)))
