@@ -53,6 +53,7 @@ if [ "$TASK" = train ]; then
     mkdir -p "$OUTPUT"
     ARGS=("$ROOT/train.py" --config "$CONFIG" --output "$OUTPUT" --device_target "$DEVICE_TARGET" "${EXTRA[@]}")
 else
+    [ -f "$ROOT/eval.py" ] || { echo "error: $ROOT/eval.py is missing: inference is not available in this checkout" >&2; exit 2; }
     [ -n "$OUTPUT" ] || { echo "error: inference needs -o (where the hypotheses go)" >&2; exit 2; }
     mkdir -p "$(dirname "$OUTPUT")"
     ARGS=("$ROOT/eval.py" --config "$CONFIG" --output "$OUTPUT" --metric "$METRIC" --device_target "$DEVICE_TARGET")
