@@ -133,7 +133,7 @@ def main(argv=None):
         if count_lines(src) == 0:
             logger.warning("%s: no pairs, nothing written", split)
             continue
-        opts = PairOptions(max_len=args.max_len, max_tgt_len=args.max_tgt_len,
+        opts = PairOptions(max_len=args.max_len, max_tgt_len=args.max_tgt_len, keep_all=split == "test",
                            noise_prob=args.noise_prob if split == "train" else 0.0, seed=args.seed)
         stats = build_pairs(src, tgt, vocab, vocab_path, out / f"cornell_{split}.mindrecord", opts, split)
         logger.info("%s: %d pairs written, dropped %s, <unk> %.2f%%", split, stats.written,

@@ -76,7 +76,10 @@ else
 fi
 JOB=$!
 echo "$JOB" > "$PIDFILE"
-trap 'kill -TERM "$JOB" 2>/dev/null || true' INT TERM
+# On INT/TERM, signal the train.py / eval.py processes themselves: msrun puts its workers in their own
+# session (the terminal's Ctrl-C does not reach them) and would not forward the signal.
+source "$ROOT/scripts/job_pids.sh"
+trap 'kill -TERM $(job_pids "$JOB") 2>/dev/null || true' INT TERM
 set +e
 wait "$JOB"; STATUS=$?
 # a signal interrupts wait: keep waiting for the job to finish its clean stop

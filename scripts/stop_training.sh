@@ -14,12 +14,12 @@ if ! kill -0 "$PID" 2>/dev/null; then
 fi
 # Signal the train.py processes themselves (under msrun: every worker, which agree on the step to stop
 # at), not msrun, which could kill its workers before they write the checkpoint.
-descendants() { local p; for p in $(pgrep -P "$1" || true); do echo "$p"; descendants "$p"; done; }
-TARGETS=()
-for p in "$PID" $(descendants "$PID"); do
-    if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "train.py"; then TARGETS+=("$p"); fi
-done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("$PID")
+source "$(dirname "${BASH_SOURCE[0]}")/job_pids.sh"
+TARGETS=($(job_pids "$PID"))
+if [ ${#TARGETS[@]} -eq 0 ]; then
+    echo "error: process $PID is not a training job started by scripts/run_*.sh (no train.py in it)" >&2
+    exit 2
+fi
 kill -TERM "${TARGETS[@]}"
 echo "sent SIGTERM to ${TARGETS[*]}; waiting for the final checkpoint..." >&2
 for _ in $(seq 1 "$WAIT"); do

@@ -343,3 +343,20 @@ def test_parallel_parts_give_the_same_dataset(mono):
         batch = batches(data)[0]
         rows[processes] = (stats.as_dict(), n_valid, batch[schema.TGT_IDS].tolist(), batch[schema.SRC_IDS].tolist())
     assert rows[1] == rows[2]
+
+
+def test_dynamic_source_noise_for_fine_tuning(giga):
+    tmp_path, _, _ = giga
+    assert run_gigaword(tmp_path) == 0
+    path = tmp_path / "out" / "gigaword_train.mindrecord"
+
+    def sources(**kw):
+        return batches(load_dataset(path, batch_size=64, shuffle=False, pad_multiple=1, **kw))[0][schema.SRC_IDS]
+
+    clean, e0, e0_again, e1 = sources(), sources(noise_prob=0.3), sources(noise_prob=0.3), sources(noise_prob=0.3,
+                                                                                                   epoch=1)
+    np.testing.assert_array_equal(e0, e0_again)
+    assert not np.array_equal(e0, e1)                          # new noise every epoch
+    changed = e0 != clean
+    assert (e0[changed] == MASK_ID).all() and 0.2 < changed.sum() / (clean > 2).sum() < 0.4
+    assert ((clean == 2) == (e0 == 2)).all()                   # </s> never masked

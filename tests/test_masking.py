@@ -89,7 +89,19 @@ def test_replacement_is_80_10_10():
         orig = x[ex.decoder_positions]
         counts += [(frag == MASK_ID).sum(), (frag == orig).sum(), ((frag != MASK_ID) & (frag != orig)).sum()]
     share = counts / counts.sum()
-    np.testing.assert_allclose(share, [0.8, 0.1, 0.1], atol=0.015)
+    np.testing.assert_allclose(share, [0.8, 0.1, 0.1], atol=0.015)  # <mask>, kept, random
+
+
+def test_replacement_probabilities_are_mask_random_kept():
+    big_vocab = 5000
+    counts = np.zeros(3)
+    for i in range(300):
+        x = np.concatenate([np.random.default_rng(i).integers(5, big_vocab, 39), [EOS_ID]])
+        ex = mass_mask(x, rng=example_rng(4, 0, i), vocab_size=big_vocab, replace_probs=(0.5, 0.5, 0.0))
+        frag, orig = ex.encoder_input[ex.decoder_positions], x[ex.decoder_positions]
+        counts += [(frag == MASK_ID).sum(), (frag == orig).sum(), ((frag != MASK_ID) & (frag != orig)).sum()]
+    share = counts / counts.sum()
+    np.testing.assert_allclose(share, [0.5, 0.0, 0.5], atol=0.03)  # nothing kept, half random
 
 
 def test_configurable_probabilities():

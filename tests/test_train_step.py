@@ -153,3 +153,19 @@ def test_weight_decay_groups_and_optimizers(tiny_model_config):
         assert isinstance(opt, nn.Optimizer)
     with pytest.raises(ValueError, match="loss_scale_mode"):
         make_loss_scaler("bogus", 1.0, 2.0, 1)
+
+
+def test_a_dropped_partial_accumulation_leaves_no_trace(tiny_model_config):
+    big = copy_batch(rows=8)
+    halves = [tuple(a[:4] for a in big), tuple(a[4:] for a in big)]
+    clean = make_step(tiny_model_config, accumulation=2, optimizer="momentum")
+    clean(*halves[0])
+    clean(*halves[1])
+    dropped = make_step(tiny_model_config, accumulation=2, optimizer="momentum")
+    dropped(*copy_batch(rows=4, seed=9))          # a micro-batch at the end of an epoch ...
+    assert dropped.step.drop_partial_accumulation()  # ... is forgotten
+    assert not dropped.step.drop_partial_accumulation()
+    dropped(*halves[0])
+    dropped(*halves[1])
+    for name, value in params(clean.network).items():
+        np.testing.assert_allclose(params(dropped.network)[name], value, atol=1e-7, err_msg=name)

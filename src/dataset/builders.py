@@ -193,7 +193,7 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
     Parts of ``opts.part_lines`` lines are encoded and written by ``opts.processes`` workers at once."""
     import functools
 
-    from src.dataset.writer import DatasetOutput
+    from src.dataset.writer import DatasetOutput, remove_dataset
 
     kind = schema.KIND_MODELZOO if opts.static_mask else schema.KIND_MONO
     outputs = {"train": DatasetOutput(train_out, kind)}
@@ -223,8 +223,10 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
         outputs["train"].publish(counts["train"], {**common, "split": "train", "stats": stats.as_dict()})
         if counts["valid"]:
             outputs["valid"].publish(counts["valid"], {**common, "split": "valid"})
-        elif "valid" in outputs:
-            logger.warning("no sentence went to the validation split (too few sentences for --valid_every)")
+        else:  # a validation set from an earlier build would no longer match this training set
+            remove_dataset(valid_out)
+            if "valid" in outputs:
+                logger.warning("no sentence went to the validation split (too few lines for --valid_every)")
     finally:
         close_pool(pool, failed)
         for output in outputs.values():
@@ -283,7 +285,7 @@ def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opt
         for line_no, src, tgt in iter_pair_ids(src_path, tgt_path, vocab, vocab_path, opts.processes):
             bar.update()
             stats.lines += 1
-            row = _pair_row(src, tgt, stats.written, opts, stats)
+            row = _pair_row(src, tgt, line_no - 1, opts, stats)  # index = the source line, 0-based
             if row is None:
                 continue
             stats.count_tokens(row[schema.SOURCE_IDS], vocab.unk)

@@ -14,7 +14,7 @@ import numpy as np
 from src.dataset import schema
 from src.dataset.writer import MANIFEST_SUFFIX, dataset_files, read_manifest
 from src.language_model import example_rng, get_masker
-from src.language_model.noise_channel_language_model import pair_example
+from src.language_model.noise_channel_language_model import add_noise, pair_example
 from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -73,17 +73,30 @@ class MonoTransform:
         return as_batch_columns(example)
 
 
+def cut(ids, max_len):
+    """``ids`` cut to ``max_len`` tokens, keeping the final ``</s>``."""
+    if not max_len or len(ids) <= max_len:
+        return ids
+    return np.concatenate([ids[: max_len - 1], [EOS_ID]]).astype(ids.dtype)
+
+
 class PairTransform:
-    """``(source_ids, target_ids) -> batch columns``; sources longer than ``max_src_len`` are cut
-    (keeping the final ``</s>``), which only happens for test sets that keep every line."""
+    """``(source_ids, target_ids, index) -> batch columns``.
 
-    def __init__(self, max_src_len=None):
-        self.max_src_len = max_src_len
+    Sources and targets longer than the model's caps are cut (keeping the final ``</s>``); that only
+    happens for test sets, which keep every line. With ``noise_prob`` (training), source tokens become
+    ``<mask>`` with that probability, drawn anew every epoch from (seed, epoch, index).
+    """
 
-    def __call__(self, source, target):
-        if self.max_src_len and len(source) > self.max_src_len:
-            source = np.concatenate([source[: self.max_src_len - 1], [EOS_ID]])
-        return as_batch_columns(pair_example(source, target))
+    def __init__(self, max_src_len=None, max_tgt_len=None, noise_prob=0.0, seed=1, epoch=0):
+        self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
+        self.noise_prob, self.seed, self.epoch = noise_prob, seed, epoch
+
+    def __call__(self, source, target, index):
+        source = cut(source, self.max_src_len)
+        if self.noise_prob > 0:
+            source = add_noise(source, rng=example_rng(self.seed, self.epoch, int(index)), prob=self.noise_prob)
+        return as_batch_columns(pair_example(source, cut(target, self.max_tgt_len)))
 
 
 def modelzoo_transform(src, src_padding, prev_opt, prev_padding, target, tgt_padding):
@@ -117,13 +130,15 @@ def pad_batch(columns, multiple=1):
 
 def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask: MaskSettings = None,
                  shuffle=True, num_shards=None, shard_id=None, bucket_boundaries=None, pad_multiple=8,
-                 drop_remainder=False, max_src_len=None, skip_batches=0, num_parallel_workers=1):
+                 drop_remainder=False, max_src_len=None, max_tgt_len=None, noise_prob=0.0, skip_batches=0,
+                 num_parallel_workers=1):
     """A MindSpore dataset of padded batches from finished datasets (see :func:`resolve_datasets`).
 
     The dataset kind (pre-training, pairs, ModelZoo static) is read from the manifests; all the given
     datasets must be of one kind. ``bucket_boundaries`` groups examples of similar source length into
     the same batch (fewer pad tokens); ``pad_multiple`` rounds every padded length up so the jit-compiled
-    step sees few distinct shapes. ``skip_batches`` resumes inside an epoch.
+    step sees few distinct shapes. ``skip_batches`` resumes inside an epoch. ``noise_prob`` masks pair
+    sources dynamically (fine-tuning).
     """
     import mindspore.dataset as ds
 
@@ -138,7 +153,8 @@ def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask
     files = [f for p in paths for f in dataset_files(p)]
 
     ds.config.set_seed(int(seed) * 1009 + int(epoch))  # a new, reproducible order every epoch
-    columns, transform = _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len)
+    columns, transform = _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len, max_tgt_len,
+                                                noise_prob)
     data = ds.MindDataset(files, columns_list=list(columns), shuffle=shuffle, num_shards=num_shards,
                           shard_id=shard_id, num_parallel_workers=num_parallel_workers)
     data = data.map(operations=transform, input_columns=list(columns),
@@ -150,11 +166,12 @@ def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask
     return data
 
 
-def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len):
+def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len, max_tgt_len, noise_prob):
     if kind == schema.KIND_MONO:
         return (schema.IDS, schema.INDEX), MonoTransform(vocab_size, seed, epoch, mask or MaskSettings())
     if kind == schema.KIND_PAIR:
-        return (schema.SOURCE_IDS, schema.TARGET_IDS), PairTransform(max_src_len)
+        return ((schema.SOURCE_IDS, schema.TARGET_IDS, schema.INDEX),
+                PairTransform(max_src_len, max_tgt_len, noise_prob, seed, epoch))
     return schema.MODELZOO_COLUMNS, modelzoo_transform
 
 

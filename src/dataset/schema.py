@@ -8,8 +8,9 @@ Stored columns (what the builders write):
 ``ids``                   monolingual sentence: BPE token ids followed by ``</s>`` (pre-training)
 ``source_ids``            pair source: BPE token ids followed by ``</s>`` (fine-tuning, test)
 ``target_ids``            pair target: BPE token ids followed by ``</s>``
-``index``                 the example's 0-based position in its split; seeds dynamic masking and
-                          lets evaluation put hypotheses back in the order of the references
+``index``                 the example's 0-based line number in its input (over all input files for
+                          pre-training); seeds dynamic masking and noise, and lets evaluation put
+                          hypotheses back next to the references
 ``source_length``         length of ``source_ids`` before any truncation (test splits keep long inputs)
 ========================  =====================================================================
 

@@ -85,7 +85,7 @@ class DatasetOutput:
         if count == 0:
             raise UserError(f"no example left to write to {self.path} (see the counts of dropped lines)")
         files = sorted(p.name for p in self.tmpdir.iterdir())
-        self._remove_previous()
+        remove_dataset(self.path)
         for name in files:
             os.replace(self.tmpdir / name, self.path.parent / name)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -104,21 +104,6 @@ class DatasetOutput:
         self._published = True
         logger.info("wrote %d examples to %s (%d file(s))", count, self.path, len(full["files"]))
         return manifest_path(self.path)
-
-    def _remove_previous(self):
-        """Remove an older dataset of the same name: its manifest first, so it never looks whole."""
-        old = manifest_path(self.path)
-        if not old.exists():
-            return
-        try:
-            names = json.loads(old.read_text(encoding="utf-8")).get("files", [])
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            names = []
-        old.unlink()
-        for name in names:
-            for stale in (self.path.parent / name, self.path.parent / (name + ".db")):
-                if stale.is_file():
-                    stale.unlink()
 
     def close(self):
         if not self._published:
@@ -185,9 +170,33 @@ def read_manifest(dataset_path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a valid manifest ({exc})") from None
-    if manifest.get("kind") not in schema.SCHEMAS:
-        raise UserError(f"{path}: unknown dataset kind {manifest.get('kind')!r}")
+    if not isinstance(manifest, dict) or manifest.get("kind") not in schema.SCHEMAS:
+        raise UserError(f"{path}: not a dataset manifest of this toolkit (unknown or missing 'kind')")
+    files = manifest.get("files")
+    if not isinstance(files, list) or not files or any(
+            not isinstance(n, str) or Path(n).name != n for n in files):
+        raise UserError(f"{path}: 'files' must list the dataset's file names (plain names, no folders)")
     return manifest
+
+
+def remove_dataset(dataset_path):
+    """Delete a finished dataset, if there is one: its manifest first (so it never looks whole), then the
+    files that manifest lists (plain names next to it only)."""
+    dataset_path = Path(dataset_path)
+    old = manifest_path(dataset_path)
+    if not old.exists():
+        return
+    try:
+        names = json.loads(old.read_text(encoding="utf-8")).get("files", [])
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        names = []
+    old.unlink()
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name:
+            continue
+        for stale in (dataset_path.parent / name, dataset_path.parent / (name + ".db")):
+            if stale.is_file():
+                stale.unlink()
 
 
 def dataset_files(dataset_path) -> list[str]:

@@ -59,17 +59,17 @@ def sample_start(n: int, k: int, rng: np.random.Generator, start_probs=(0.2, 0.2
 
 def replace_fragment(tokens, start, k, rng, vocab_size, replace_probs=(0.8, 0.1, 0.1)) -> np.ndarray:
     """Copy of ``tokens`` with each position in ``[start, start + k)`` independently replaced by
-    ``<mask>`` (prob ``replace_probs[0]``), kept (``[1]``) or a random non-special token (``[2]``).
+    ``<mask>`` (prob ``replace_probs[0]``), a random non-special token (``[1]``) or kept (``[2]``).
     """
     out = np.array(tokens, dtype=np.int32, copy=True)
     choice = _categorical(rng.random(k), replace_probs)
     fragment = out[start:start + k]
     fragment[choice == 0] = MASK_ID
-    n_random = int((choice == 2).sum())
+    n_random = int((choice == 1).sum())
     if n_random:
         if vocab_size <= NUM_SPECIALS:
             raise ValueError(f"vocab_size {vocab_size} has no non-special token to draw")
-        fragment[choice == 2] = rng.integers(NUM_SPECIALS, vocab_size, size=n_random)
+        fragment[choice == 1] = rng.integers(NUM_SPECIALS, vocab_size, size=n_random)
     return out
 
 

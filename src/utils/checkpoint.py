@@ -19,7 +19,7 @@ from src.utils.fileio import temporary_path_for
 
 logger = logging.getLogger(__name__)
 
-STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss")
+STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss", "best_valid_loss")
 STEP_RE = re.compile(r"_step(\d+)\.ckpt$")
 
 
@@ -35,6 +35,8 @@ def save_checkpoint(path, entries: list, state: dict) -> Path:
     tmp = _temporary_ckpt(path)
     try:
         ms.save_checkpoint(entries, str(tmp), append_dict={k: v for k, v in state.items() if v is not None})
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())  # on disk before the rename makes it visible
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -86,7 +88,10 @@ class CheckpointManager:
         if not self.enabled:
             return None
         path = save_checkpoint(self.folder / f"{self.prefix}_step{state['step']}.ckpt", entries, state)
-        for old in step_checkpoints(self.folder, self.prefix)[: -self.keep_max]:
+        # keep the newest files, not the highest steps: after resuming from an older checkpoint the
+        # higher steps belong to an abandoned run
+        by_age = sorted(step_checkpoints(self.folder, self.prefix), key=lambda p: p.stat().st_mtime)
+        for old in [p for p in by_age if p != path][: max(0, len(by_age) - self.keep_max)]:
             old.unlink()
         logger.info("saved %s", path)
         return path

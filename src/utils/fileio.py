@@ -47,6 +47,8 @@ def atomic_open(path, mode="w", encoding="utf-8"):
         kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
         with open(tmp, mode, **kwargs) as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())  # the data is on disk before the rename makes it visible
 
 
 def require_file(path, what="input file") -> Path:

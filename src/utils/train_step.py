@@ -60,6 +60,7 @@ class TrainStep:
                 for p in self.params)
         self._update = ms.jit(self._update_impl)
         self._accumulate = ms.jit(self._accumulate_impl)
+        self._zero = ms.jit(self._zero_impl)
 
     def _forward(self, src_ids, dec_in_ids, dec_positions, tgt_ids):
         logits = self.network(src_ids, dec_in_ids, dec_positions)
@@ -78,6 +79,20 @@ class TrainStep:
         for i in range(len(grads)):  # zip(strict=...) is not supported inside a graph
             ops.assign_add(self.buffers[i], grads[i])
         return loss
+
+    def _zero_impl(self):
+        for i in range(len(self.buffers)):
+            ops.assign(self.buffers[i], ops.zeros_like(self.buffers[i]))
+        return self.buffers[0].sum()
+
+    def drop_partial_accumulation(self) -> bool:
+        """Forget micro-batches accumulated since the last update (the trainer calls this at the end of
+        an epoch, so that accumulation groups never straddle epochs); True if there were any."""
+        if self.accumulation_steps == 1 or self._micro == 0:
+            return False
+        self._zero()  # in the graph: a compiled graph would not see Parameter.set_data
+        self._micro = 0
+        return True
 
     def _update_impl(self, src_ids, dec_in_ids, dec_positions, tgt_ids, lr):
         loss, grads = self._grads(src_ids, dec_in_ids, dec_positions, tgt_ids)

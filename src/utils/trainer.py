@@ -15,7 +15,7 @@ from mindspore import Tensor, nn
 from mindspore.amp import DynamicLossScaler
 from tqdm import tqdm
 
-from src.dataset.load_dataset import MaskSettings, load_dataset, resolve_datasets
+from src.dataset.load_dataset import MaskSettings, dataset_size, load_dataset, resolve_datasets
 from src.dataset.writer import read_manifest
 from src.utils.checkpoint import CheckpointManager
 from src.utils.load_weights import parameter_entries
@@ -27,15 +27,20 @@ from src.utils.train_step import TrainStep, make_loss_scaler
 logger = logging.getLogger(__name__)
 
 
-def make_loader(cfg, datasets, *, epoch, shuffle, rank=0, group_size=1, skip_batches=0):
-    """The batches of one epoch of ``datasets`` for this rank, as configured."""
+def make_loader(cfg, datasets, *, epoch, shuffle, rank=0, group_size=1, skip_batches=0, training=True):
+    """The batches of one epoch of ``datasets`` for this rank, as configured.
+
+    Under data parallel there is no length bucketing: every rank must get the same number of batches
+    (their steps are matched by the gradient all-reduce), and bucketing each rank's shard would not.
+    """
     data, mask = cfg.dataset_config, cfg.mask_config
     return load_dataset(
         datasets, batch_size=data.batch_size, vocab_size=cfg.model_config.vocab_size, epoch=epoch,
         seed=cfg.model_config.random_seed, shuffle=shuffle and data.shuffle,
         mask=MaskSettings(mask.mask_type, mask.mask_ratio, tuple(mask.start_probs), tuple(mask.replace_probs)),
         num_shards=group_size if group_size > 1 else None, shard_id=rank if group_size > 1 else None,
-        bucket_boundaries=list(data.bucket_boundaries), max_src_len=data.max_len,
+        bucket_boundaries=list(data.bucket_boundaries) if group_size == 1 else None, max_src_len=data.max_len,
+        max_tgt_len=data.max_tgt_len, noise_prob=mask.noise_prob if training else 0.0,
         skip_batches=skip_batches, num_parallel_workers=data.num_parallel_workers)
 
 
@@ -51,7 +56,7 @@ def validate(run, valid):
     """Token NLL (no label smoothing) and perplexity over the validation sets, masks fixed (epoch 0)."""
     if not valid:
         return None
-    batches = make_loader(run.cfg, valid, epoch=0, shuffle=False).create_tuple_iterator(
+    batches = make_loader(run.cfg, valid, epoch=0, shuffle=False, training=False).create_tuple_iterator(
         num_epochs=1, output_numpy=True)
     if run.nll_fn is None:
         run.nll_fn = make_nll_fn(run.net)
@@ -66,9 +71,12 @@ class PhaseState:
     def __init__(self, epoch=0, batch_in_epoch=0, step=0):
         self.epoch, self.batch_in_epoch, self.step = epoch, batch_in_epoch, step
 
-    def as_dict(self, phase, cfg):
-        return {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
-                "config_json": cfg.to_json_text()}
+    def as_dict(self, phase, cfg, best_valid_loss=None):
+        state = {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                 "config_json": cfg.to_json_text()}
+        if best_valid_loss is not None and math.isfinite(best_valid_loss):
+            state["best_valid_loss"] = float(best_valid_loss)
+        return state
 
 
 def _build_step(run):
@@ -114,13 +122,17 @@ def train_phase(run, phase, datasets, resume=None):
     manager = CheckpointManager(run.ckpt_dir, f"{opts.ckpt_prefix}_{phase}", opts.keep_ckpt_max,
                                 enabled=run.rank == 0)
     pos = _restore(step_fn, resume) if resume else PhaseState()
+    if resume:  # the best checkpoint so far must not be replaced by a worse one after a resume
+        manager.best_loss = resume[1].get("best_valid_loss", manager.best_loss)
     valid = validation_sets(cfg, datasets)
     accumulation = cfg.learn_rate_config.grad_accumulation_steps
-    batches_per_epoch = make_loader(cfg, datasets, epoch=0, shuffle=False, rank=run.rank,
-                                    group_size=run.group_size).get_dataset_size()
+    # from the manifests, not get_dataset_size(), which would run the whole pipeline once; exact
+    # without length buckets, a slight underestimate with them (for the progress bar and the log)
+    examples = dataset_size(datasets)
+    batches_per_epoch = math.ceil(math.ceil(examples / run.group_size) / cfg.dataset_config.batch_size)
     total_steps = cfg.dataset_config.epochs * batches_per_epoch // accumulation
-    logger.info("%s: %d batches per epoch, %d optimizer steps in all, starting at step %d", phase,
-                batches_per_epoch, total_steps, pos.step)
+    logger.info("%s: %d examples, about %d batches per epoch and %d optimizer steps in all; starting at "
+                "step %d", phase, examples, batches_per_epoch, total_steps, pos.step)
     window = _Window()
     with tqdm(total=total_steps, initial=pos.step, desc=phase, unit=" step", disable=run.rank != 0,
               mininterval=2.0) as bar:
@@ -137,12 +149,15 @@ def train_phase(run, phase, datasets, resume=None):
                 bar.update()
                 _after_step(run, phase, pos, step_fn, manager, valid, window, schedule, bar)
                 if _stop_agreed(run) or (run.max_steps and pos.step >= run.max_steps):
-                    manager.save(_entries(step_fn), pos.as_dict(phase, cfg))
+                    manager.save(_entries(step_fn), pos.as_dict(phase, cfg, manager.best_loss))
                     return pos
+            if step_fn.drop_partial_accumulation():
+                logger.info("%s epoch %d: the last %d batch(es) did not fill an accumulation group and were "
+                            "not applied", phase, pos.epoch, pos.batch_in_epoch % accumulation)
             pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
             if opts.eval_every_steps == 0:
                 _validate_and_keep_best(run, phase, pos, step_fn, manager, valid)
-    manager.save(_entries(step_fn), pos.as_dict(phase, cfg))
+    manager.save(_entries(step_fn), pos.as_dict(phase, cfg, manager.best_loss))
     return pos
 
 
@@ -197,7 +212,7 @@ def _after_step(run, phase, pos, step_fn, manager, valid, window, schedule, bar)
     if opts.eval_every_steps and pos.step % opts.eval_every_steps == 0:
         _validate_and_keep_best(run, phase, pos, step_fn, manager, valid)
     if pos.step % opts.save_ckpt_steps == 0:
-        manager.save(_entries(step_fn), pos.as_dict(phase, run.cfg))
+        manager.save(_entries(step_fn), pos.as_dict(phase, run.cfg, manager.best_loss))
 
 
 def _validate_and_keep_best(run, phase, pos, step_fn, manager, valid):

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sourced by launch.sh and stop_training.sh: job_pids PID prints PID and its descendant processes that
+# run train.py or eval.py, one per line. Under msrun these are the workers: msrun itself (train.py is
+# one of its arguments) and its scheduler process (MS_ROLE=MS_SCHED) are left alone, since a signal
+# would end them before the workers have written their checkpoint.
+job_pids() {
+    local pid cmd
+    for pid in "$1" $(_job_descendants "$1"); do
+        cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || continue
+        [[ "$cmd" =~ (train|eval)\.py ]] || continue
+        [[ "$cmd" == *msrun* ]] && continue
+        tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "MS_ROLE=MS_SCHED" && continue
+        echo "$pid"
+    done
+}
+_job_descendants() {
+    local child
+    for child in $(pgrep -P "$1" || true); do echo "$child"; _job_descendants "$child"; done
+}
