@@ -59,8 +59,9 @@ class DatasetConfig:
     test_dataset: str = ""
     max_len: int = 64  # source length cap (tokens, ``</s>`` included)
     max_tgt_len: int = 64  # target length cap
-    # exclusive upper bounds of the length buckets (bucket_batch_by_length); longer examples go into a
-    # last bucket padded to max_len; [] pads every batch to max_len
+    # exclusive upper bounds of the source-length buckets (bucket_batch_by_length): a batch holds examples
+    # of one bucket; [] (and data parallel) batches in data order. Every batch is padded to its longest
+    # example rounded up to a multiple of 8, so the jit step sees few shapes
     bucket_boundaries: tuple[int, ...] = (16, 32, 48)
     shuffle: bool = True
     num_parallel_workers: int = 4
