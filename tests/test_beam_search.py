@@ -1,0 +1,311 @@
+"""Beam search against exhaustive search and greedy decoding, the constraints on a 3-token
+vocabulary, and the cached MindSpore generator against a search that recomputes every prefix."""
+
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+from src.transformer.beam_search import Hypothesis, beam_search, length_normalizer
+from src.transformer.decoding_constraints import (
+    apply_constraints,
+    forbid_tokens,
+    force_eos_at,
+    min_length,
+    no_repeat_ngram,
+)
+from src.transformer.generator import generate, truncate_source
+from src.transformer.transformer import MassTransformer
+
+BOS, EOS = 1, 2
+PENALTIES = [(0.0, "gnmt"), (1.0, "gnmt"), (0.0, "power"), (1.0, "power")]
+
+
+class PrefixTable:
+    """A toy model: the log-probs of the next token are a seeded random function of (example, prefix).
+
+    Its ``step_fn`` follows ``beam_indices`` to know the prefix of every row, as a real adapter
+    reorders its cache. ``examples`` names the example of each batch position (to split a batch).
+    """
+
+    def __init__(self, vocab, beam_size, examples, seed=0, eos_bonus=0.0):
+        self.vocab, self.seed, self.eos_bonus = vocab, seed, eos_bonus
+        self.row_example = np.repeat(np.asarray(examples), beam_size)  # (rows,)
+        self.prefixes = None
+        self.steps = 0
+
+    def log_probs(self, example, prefix):
+        rng = np.random.default_rng([self.seed, example, len(prefix), *prefix])
+        logits = 2.0 * rng.normal(size=self.vocab)
+        logits[EOS] += self.eos_bonus
+        return logits - np.logaddexp.reduce(logits)
+
+    def step_fn(self, last_tokens, beam_indices, step):
+        if beam_indices is None:
+            assert step == 0 and np.all(last_tokens == BOS)
+            self.prefixes = [()] * len(last_tokens)
+        else:
+            self.prefixes = [self.prefixes[i] + (int(t),) for i, t in zip(beam_indices, last_tokens, strict=True)]
+        self.steps += 1
+        return np.stack([self.log_probs(e, p) for e, p in zip(self.row_example, self.prefixes, strict=True)])
+
+
+def exhaustive(table, example, *, max_len, min_len=0, alpha, kind, forbid=()):
+    """Every hypothesis ending with </s> or reaching max_len, scored like beam search, best first."""
+    hyps = []
+
+    def expand(prefix, total):
+        log_probs = table.log_probs(example, prefix)
+        for token in range(table.vocab):
+            if token in forbid or (token == EOS and len(prefix) < min_len):
+                continue
+            seq, seq_total = prefix + (token,), total + log_probs[token]
+            if token == EOS or len(seq) == max_len:
+                hyps.append(Hypothesis(list(seq), seq_total / float(length_normalizer(len(seq), alpha, kind)),
+                                       seq_total))
+            else:
+                expand(seq, seq_total)
+
+    expand((), 0.0)
+    return sorted(hyps, key=lambda h: -h.score)
+
+
+def assert_same(got, expected, atol=1e-9):
+    assert [h.tokens for h in got] == [h.tokens for h in expected]
+    np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], atol=atol)
+    np.testing.assert_allclose([h.log_prob for h in got], [h.log_prob for h in expected], atol=atol)
+
+
+def test_length_normalizer_formulas():
+    assert length_normalizer(7, 1.0) == pytest.approx(2.0)
+    assert length_normalizer(3, 0.5) == pytest.approx((8 / 6) ** 0.5)
+    assert length_normalizer(7, 2.0, "power") == pytest.approx(49.0)
+    assert length_normalizer(5, 0.0, "power") == length_normalizer(5, 0.0) == 1.0
+    with pytest.raises(ValueError, match="length_penalty_type"):
+        length_normalizer(3, 1.0, "linear")
+
+
+@pytest.mark.parametrize("alpha,kind", PENALTIES)
+@pytest.mark.parametrize("n_best", [3, 121])
+def test_wide_beam_equals_exhaustive_search(alpha, kind, n_best):
+    """Vocab 4, up to 4 tokens: 1 + 3 + 9 + 27 sequences end with </s> and 81 reach max_len: 121."""
+    table = PrefixTable(vocab=4, beam_size=121, examples=[0])
+    expected = exhaustive(table, 0, max_len=4, alpha=alpha, kind=kind)
+    assert len(expected) == 121
+    (got,) = beam_search(table.step_fn, 1, beam_size=121, bos=BOS, eos=EOS, max_len=4, length_penalty=alpha,
+                         length_penalty_type=kind, n_best=n_best, forbid=())
+    assert_same(got, expected[:n_best])
+
+
+def test_length_penalty_changes_the_winner():
+    """The table is such that alpha decides between a short and a long hypothesis (the test has teeth)."""
+    winners = set()
+    for seed in range(20):
+        table = PrefixTable(vocab=4, beam_size=1, examples=[0], seed=seed)
+        short = exhaustive(table, 0, max_len=4, alpha=0.0, kind="gnmt")[0].tokens
+        long = exhaustive(table, 0, max_len=4, alpha=2.0, kind="power")[0].tokens
+        winners.add(short != long)
+    assert winners == {True, False}
+
+
+def greedy(table, example, *, max_len, forbid):
+    tokens, total = [], 0.0
+    while len(tokens) < max_len:
+        log_probs = table.log_probs(example, tuple(tokens)).copy()
+        log_probs[list(forbid)] = -np.inf
+        token = int(np.argmax(log_probs))
+        tokens.append(token)
+        total += log_probs[token]
+        if token == EOS:
+            break
+    return tokens, total
+
+
+@pytest.mark.parametrize("alpha,kind", PENALTIES)
+def test_beam_one_is_greedy(alpha, kind):
+    examples = list(range(6))
+    table = PrefixTable(vocab=7, beam_size=1, examples=examples, seed=3, eos_bonus=1.0)
+    got = beam_search(table.step_fn, len(examples), beam_size=1, bos=BOS, eos=EOS, max_len=6,
+                      length_penalty=alpha, length_penalty_type=kind, forbid=(0, 4))
+    lengths = set()
+    for example, (hyp,) in zip(examples, got, strict=True):
+        tokens, total = greedy(table, example, max_len=6, forbid=(0, 4))
+        assert hyp.tokens == tokens
+        assert hyp.log_prob == pytest.approx(total)
+        assert hyp.score == pytest.approx(total / length_normalizer(len(tokens), alpha, kind))
+        lengths.add((len(tokens), tokens[-1] == EOS))
+    assert len(lengths) > 1  # some end with </s> early, some run to max_len
+
+
+def test_early_exit_once_no_live_beam_can_win():
+    """</s> is by far the likeliest first token: with alpha 0 the search stops after one step."""
+    table = PrefixTable(vocab=5, beam_size=3, examples=[0, 1], eos_bonus=30.0)
+    got = beam_search(table.step_fn, 2, beam_size=3, bos=BOS, eos=EOS, max_len=8, length_penalty=0.0, forbid=())
+    assert table.steps == 1
+    assert [h.tokens for (h,) in got] == [[EOS], [EOS]]
+
+
+def test_min_and_max_len_per_example():
+    max_len, min_len = np.array([1, 3, 4]), np.array([0, 2, 3])
+    for eos_bonus in (0.0, 5.0):  # with the bonus min_len binds: the best stops as early as allowed
+        table = PrefixTable(vocab=4, beam_size=81, examples=[0, 1, 2], seed=7, eos_bonus=eos_bonus)
+        got = beam_search(table.step_fn, 3, beam_size=81, bos=BOS, eos=EOS, max_len=max_len, min_len=min_len,
+                          length_penalty=1.0, n_best=5, forbid=())
+        for example in range(3):
+            expected = exhaustive(table, example, max_len=max_len[example], min_len=min_len[example],
+                                  alpha=1.0, kind="gnmt")
+            assert_same(got[example], expected[:5])
+            assert all(len(h.tokens) <= max_len[example] for h in got[example])
+            assert all(len(h.tokens) > min_len[example] for h in got[example] if h.tokens[-1] == EOS)
+        if eos_bonus:
+            assert [len(hyps[0].tokens) for hyps in got] == [1, 3, 4]
+            assert [hyps[0].tokens[-1] == EOS for hyps in got] == [True, True, True]
+
+
+def test_batch_equals_single_examples():
+    options = dict(beam_size=3, bos=BOS, eos=EOS, max_len=np.array([5, 3, 6]), length_penalty=1.0,
+                   no_repeat_ngram_size=2, n_best=2, forbid=(0,))
+    table = PrefixTable(vocab=6, beam_size=3, examples=[0, 1, 2], seed=11)
+    batched = beam_search(table.step_fn, 3, **options)
+    for example in range(3):
+        single = PrefixTable(vocab=6, beam_size=3, examples=[example], seed=11)
+        alone = dict(options, max_len=options["max_len"][example])
+        (got,) = beam_search(single.step_fn, 1, **alone)
+        assert_same(batched[example], got, atol=0)
+
+
+def test_no_repeat_ngram_in_search():
+    table = PrefixTable(vocab=4, beam_size=4, examples=[0, 1, 2, 3], seed=5)
+    got = beam_search(table.step_fn, 4, beam_size=4, bos=BOS, eos=EOS, max_len=7, no_repeat_ngram_size=1,
+                      n_best=4, forbid=(0,))
+    for hyps in got:
+        assert hyps and all(len(set(h.tokens)) == len(h.tokens) for h in hyps)
+
+
+# --- constraints on a 3-token vocabulary with uniform log-probs --------------------------------
+
+UNIFORM = np.log(np.full((2, 3), 1 / 3))
+
+
+def check(constraint, tokens, step, expected_allowed):
+    """Apply ``constraint``; check which tokens stay allowed, the untouched values and the inputs."""
+    tokens = np.asarray(tokens, dtype=np.int64).reshape(2, step)
+    tokens_before, log_probs = tokens.copy(), UNIFORM.copy()
+    out = constraint(tokens, log_probs, step)
+    np.testing.assert_array_equal(np.isfinite(out), expected_allowed)
+    np.testing.assert_array_equal(out[np.isfinite(out)], UNIFORM[np.isfinite(out)])
+    np.testing.assert_array_equal(log_probs, UNIFORM)  # inputs are left unchanged
+    np.testing.assert_array_equal(tokens, tokens_before)
+    assert out is not log_probs
+
+
+def test_forbid_tokens():
+    check(forbid_tokens([0, 2]), [], 0, [[False, True, False]] * 2)
+    check(forbid_tokens([]), [[1], [0]], 1, [[True] * 3] * 2)
+
+
+def test_min_length():
+    eos = 2
+    check(min_length(2, eos), [[0], [1]], 1, [[True, True, False]] * 2)
+    check(min_length(2, eos), [[0, 1], [1, 1]], 2, [[True] * 3] * 2)
+    check(min_length(np.array([1, 3]), eos), [[0, 1], [1, 1]], 2, [[True] * 3, [True, True, False]])
+
+
+def test_force_eos_at():
+    eos = 2
+    check(force_eos_at(3, eos), [[0, 1], [1, 1]], 2, [[False, False, True]] * 2)
+    check(force_eos_at(3, eos), [[0], [1]], 1, [[True] * 3] * 2)
+    check(force_eos_at(np.array([2, 4]), eos), [[0], [1]], 1, [[False, False, True], [True] * 3])
+
+
+def test_no_repeat_ngram():
+    check(no_repeat_ngram(2), [[0, 1, 0], [1, 1, 2]], 3, [[True, False, True], [True] * 3])
+    check(no_repeat_ngram(1), [[0, 1, 0], [1, 1, 2]], 3, [[False, False, True], [True, False, False]])
+    check(no_repeat_ngram(3), [[0, 1, 0, 1], [1, 1, 1, 1]], 4, [[False, True, True], [True, False, True]])
+    check(no_repeat_ngram(3), [[0, 0], [1, 1]], 2, [[True] * 3] * 2)  # shorter than n: nothing to repeat
+    with pytest.raises(ValueError):
+        no_repeat_ngram(0)
+
+
+def test_apply_constraints_composes_in_order():
+    tokens = np.array([[0, 1], [2, 2]])
+    out = apply_constraints([forbid_tokens([0]), no_repeat_ngram(1), min_length(3, eos=2)], tokens, UNIFORM, 2)
+    np.testing.assert_array_equal(np.isfinite(out), [[False, False, False], [False, True, False]])
+    np.testing.assert_array_equal(UNIFORM, np.log(np.full((2, 3), 1 / 3)))
+    assert apply_constraints([], tokens, UNIFORM, 2) is UNIFORM
+
+
+# --- the MindSpore generator --------------------------------------------------------------------
+
+def full_recompute_step(model, src_ids, beam_size):
+    """A step function without cache: decode the whole prefix with ``model(src, dec_in, positions)``."""
+    src = Tensor(np.repeat(src_ids, beam_size, axis=0).astype(np.int32))  # (rows, src_len)
+    state = {}
+
+    def step_fn(last_tokens, beam_indices, step):
+        prefix = state["prefix"][beam_indices] if beam_indices is not None else np.zeros((len(last_tokens), 0))
+        prefix = np.concatenate([prefix, last_tokens[:, None]], axis=1).astype(np.int32)  # (rows, step + 1)
+        state["prefix"] = prefix
+        positions = np.tile(np.arange(step + 1, dtype=np.int32), (len(prefix), 1))  # (rows, step + 1)
+        logits = model(src, Tensor(prefix), Tensor(positions)).asnumpy()[:, -1].astype(np.float64)
+        return logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)  # (rows, vocab)
+
+    return step_fn
+
+
+@pytest.fixture
+def eval_model(tiny_model_config):
+    model = MassTransformer(tiny_model_config)
+    model.set_train(False)
+    return model
+
+
+@pytest.mark.parametrize("beam_size,n_best", [(1, 1), (3, 2)])
+def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
+    src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
+    options = dict(length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=2, n_best=n_best)
+    got = generate(eval_model, src, beam_size=beam_size, max_len_a=0.5, max_len_b=3, min_len=2, **options)
+    max_len = np.array([int(0.5 * 7 + 3), int(0.5 * 4 + 3)])  # 6 and 5
+    expected = beam_search(full_recompute_step(eval_model, src, beam_size), 2, beam_size=beam_size, bos=BOS,
+                           eos=EOS, max_len=max_len, min_len=2, forbid=(0, 4), **options)
+    for hyps_got, hyps_expected in zip(got, expected, strict=True):
+        assert len(hyps_got) == n_best
+        assert_same(hyps_got, hyps_expected, atol=1e-4)
+    assert max(len(h.tokens) for h in got[0]) <= 6 and max(len(h.tokens) for h in got[1]) <= 5
+
+
+def test_generate_cuts_a_long_source(eval_model):
+    rng = np.random.default_rng(0)
+    src = np.concatenate([rng.integers(5, 50, size=(1, 80)), [[2]]], axis=1)  # 81 tokens > 64 positions
+    (hyps,) = generate(eval_model, src, beam_size=2, max_len_a=0.0, max_len_b=3, min_len=0,
+                       length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=0, n_best=1)
+    cut = truncate_source(src, 64)
+    assert cut.shape == (1, 64) and cut[0, -1] == EOS and np.array_equal(cut[0, :63], src[0, :63])
+    expected = beam_search(full_recompute_step(eval_model, cut, 2), 1, beam_size=2, bos=BOS, eos=EOS, max_len=3)
+    assert_same(hyps, expected[0], atol=1e-4)
+
+
+def test_generate_needs_eval_mode(tiny_model_config):
+    model = MassTransformer(tiny_model_config)
+    model.set_train(True)
+    with pytest.raises(ValueError, match="eval mode"):
+        generate(model, np.array([[5, 2]]), beam_size=1, max_len_a=0.0, max_len_b=2)
+
+
+def test_truncate_source_keeps_short_rows_and_final_eos():
+    src = np.array([[7, 8, 9, 2], [7, 2, 0, 0], [7, 8, 9, 10]])
+    np.testing.assert_array_equal(truncate_source(src, 3), [[7, 8, 2], [7, 2, 0], [7, 8, 9]])
+    assert truncate_source(src, 4) is src
+
+
+@pytest.mark.parametrize("alpha,kind", [(1.0, "gnmt"), (1.0, "power"), (2.0, "power")])
+def test_early_exit_never_changes_the_result(alpha, kind):
+    """Rule 2 (n_best finished that no live beam can beat) is exact: a wide beam that may stop early
+    still returns the exhaustive best, over many tables, with a length penalty that favours long outputs."""
+    stopped_early = 0
+    for seed in range(30):
+        table = PrefixTable(vocab=4, beam_size=121, examples=[0], seed=seed, eos_bonus=2.0)
+        (got,) = beam_search(table.step_fn, 1, beam_size=121, bos=BOS, eos=EOS, max_len=4, length_penalty=alpha,
+                             length_penalty_type=kind, n_best=1, forbid=())
+        assert_same(got, exhaustive(table, 0, max_len=4, alpha=alpha, kind=kind)[:1])
+        stopped_early += table.steps < 4
+    assert stopped_early >= 5  # the rule did fire
