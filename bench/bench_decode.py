@@ -1,0 +1,171 @@
+"""Benchmark: beam-search decoding speed, cached ``generate`` against a ModelZoo-style uncached decode.
+
+Inputs: the first ``--lines`` Gigaword test articles (``../shared/data/gigaword/Giga/input.txt``; if that
+file is absent, generated sentences are used and a message says so). Ids come from a fixed hash, not a
+learned BPE vocabulary: vocabulary size 10000, ``id = 5 + crc32(word) % 9995`` (the 5 specials kept), so
+the model's output layer has the size of a real small vocabulary and nothing has to be learned first.
+The model is config/small.json (3+3 layers, d 256) with random weights in eval mode, GRAPH_MODE.
+
+Three rows, beam 4, batches of ``--batch_size`` sentences:
+  cached          src/transformer/generator.generate: one decoder step per token with the key/value cache,
+                  early exit once every beam has finished (max 64 tokens)
+  cached, 64      the same, forced to 64 tokens (min_len 64): equal work in tokens to the next row
+  uncached, 64    ModelZoo's scheme: every step re-runs the decoder over the whole prefix (no cache), a fixed
+                  64 steps, no early exit; finished beams are kept alive by appending </s>. The prefix is
+                  padded to a multiple of 16 so only 4 shapes are compiled (causal attention: the padding
+                  does not change the last real position).
+
+    python bench/bench_decode.py                 # 200 lines
+    python bench/bench_decode.py --lines 32 --batch_size 16
+"""
+
+import argparse
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GIGA = ROOT.parent / "shared" / "data" / "gigaword" / "Giga" / "input.txt"
+VOCAB = 10000
+NUM_SPECIALS = 5
+STEPS = 64
+BEAM = 4
+EOS = 2
+BOS = 1
+
+
+def read_lines(n):
+    if GIGA.is_file():
+        with open(GIGA, encoding="utf-8") as handle:
+            lines = [line.strip() for _, line in zip(range(n), handle, strict=False)]
+        return lines, str(GIGA)
+    print(f"{GIGA} not found: using {n} generated sentences instead")
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(3000)]
+    return [" ".join(rng.choice(words, size=rng.integers(15, 40))) for _ in range(n)], "generated"
+
+
+def hashed_ids(line, max_len):
+    ids = [NUM_SPECIALS + zlib.crc32(w.encode("utf-8")) % (VOCAB - NUM_SPECIALS) for w in line.split()]
+    return np.array(ids[: max_len - 1] + [EOS], dtype=np.int32)
+
+
+def batches(sequences, batch_size):
+    from src.dataset.load_dataset import pad_batch
+
+    for start in range(0, len(sequences), batch_size):
+        (padded,) = pad_batch([sequences[start:start + batch_size]], multiple=8)
+        yield padded
+
+
+def uncached_decoder(model):
+    """A jit function: (prefix ids (rows, w), positions (rows, w), memory, mask, last (1,)) -> log-probs of
+    the token after position ``last``, re-running the decoder over the whole prefix."""
+    import mindspore as ms
+    from mindspore import ops
+
+    @ms.jit
+    def step(prefix, positions, memory, memory_mask, last):
+        hidden, _ = model.decode(prefix, positions, memory, memory_mask)  # (rows, w, d), no cache
+        hidden = ops.gather(hidden, last, 1)  # (rows, 1, d)
+        return ops.log_softmax(model.logits(hidden).astype(ms.float32), -1).squeeze(1)  # (rows, vocab)
+
+    return step
+
+
+def uncached_beam_search(model, step, src_ids):
+    """ModelZoo-style: fixed STEPS steps, beam BEAM, finished beams extended with </s> at no cost."""
+    from mindspore import Tensor, ops
+
+    batch = src_ids.shape[0]
+    rows = batch * BEAM
+    src = Tensor(src_ids)
+    memory, _ = model.encode(src)  # (batch, src_len, d): encoded once, as ModelZoo does
+    tile = Tensor(np.repeat(np.arange(batch), BEAM).astype(np.int32))
+    memory = ops.gather(memory, tile, 0)  # (rows, src_len, d)
+    memory_mask = ops.gather(model.memory_mask(src), tile, 0)  # (rows, src_len)
+    seqs = np.full((rows, STEPS + 1), 0, dtype=np.int32)
+    seqs[:, 0] = BOS
+    scores = np.tile(np.array([0.0] + [-1e9] * (BEAM - 1)), batch).reshape(batch, BEAM)  # only beam 0 alive
+    finished = np.zeros((batch, BEAM), dtype=bool)
+    lengths = np.zeros((batch, BEAM))
+    for m in range(1, STEPS + 1):
+        width = -(-m // 16) * 16
+        prefix = np.zeros((rows, width), dtype=np.int32)
+        prefix[:, :m] = seqs[:, :m]
+        positions = np.tile(np.arange(width, dtype=np.int32), (rows, 1))
+        logp = step(Tensor(prefix), Tensor(positions), memory, memory_mask,
+                    Tensor(np.array([m - 1], dtype=np.int32))).asnumpy().reshape(batch, BEAM, -1)
+        total = scores[..., None] + logp  # (batch, BEAM, vocab)
+        total[finished] = -np.inf
+        total[finished, EOS] = scores[finished]  # a finished beam stays as it is
+        flat = total.reshape(batch, -1)
+        best = np.argsort(-flat, axis=1)[:, :BEAM]  # (batch, BEAM)
+        beam, word = best // logp.shape[-1], best % logp.shape[-1]
+        scores = np.take_along_axis(flat, best, 1)
+        origin = (np.arange(batch)[:, None] * BEAM + beam).reshape(-1)
+        seqs = seqs[origin]
+        lengths = lengths.reshape(-1)[origin].reshape(batch, BEAM) + ~finished.reshape(-1)[origin].reshape(
+            batch, BEAM)
+        finished = finished.reshape(-1)[origin].reshape(batch, BEAM) | (word == EOS)
+        seqs[:, m] = word.reshape(-1)
+    final = scores / ((5 + lengths) / 6)  # GNMT penalty, weight 1
+    return seqs.reshape(batch, BEAM, -1)[np.arange(batch), final.argmax(1)]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lines", type=int, default=200)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--config", default=str(ROOT / "config" / "small.json"))
+    p.add_argument("--device_target", default="CPU")
+    p.add_argument("--skip_uncached", action="store_true")
+    args = p.parse_args(argv)
+
+    from config.config import MassConfig
+    from src.transformer.generator import generate
+    from src.transformer.transformer import MassTransformer
+    from src.utils.device import setup_device
+
+    setup_device(args.device_target, mode="graph", distributed=False)
+    cfg = MassConfig.from_json(args.config).override([f"--model_config.vocab_size={VOCAB}"])
+    model = MassTransformer(cfg.model_config)
+    model.set_train(False)
+    lines, source = read_lines(args.lines)
+    sequences = [hashed_ids(line, cfg.dataset_config.max_len) for line in lines]
+    data = list(batches(sequences, args.batch_size))
+    print(f"{len(lines)} sentences from {source}, batch {args.batch_size}, beam {BEAM}, vocab {VOCAB} (hashed), "
+          f"{args.config}, {args.device_target}")
+
+    def cached(min_len):
+        def run(batch):
+            return generate(model, batch, beam_size=BEAM, max_len_a=0.0, max_len_b=STEPS, min_len=min_len)
+        return run
+
+    runs = {"cached (early exit)": cached(0), "cached, 64 steps": cached(STEPS)}
+    if not args.skip_uncached:
+        step = uncached_decoder(model)
+        runs["uncached, 64 steps (ModelZoo-style)"] = lambda batch: uncached_beam_search(model, step, batch)
+    results = {}
+    for name, run in runs.items():
+        run(data[0])  # warm-up: compile the shapes of the first batch
+        start = time.perf_counter()
+        for batch in data:
+            run(batch)
+        results[name] = time.perf_counter() - start
+    base = results.get("uncached, 64 steps (ModelZoo-style)")
+    print("\n| decode | s | sentences/s | speed-up vs uncached |")
+    print("|---|---|---|---|")
+    for name, seconds in results.items():
+        ratio = f"{base / seconds:.2f}x" if base else "-"
+        print(f"| {name} | {seconds:.2f} | {len(lines) / seconds:.2f} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Checkpoint averaging: the element-wise mean of the model parameters of several checkpoints.
+
+Averaging the last few checkpoints of a run usually scores a little better than the last one alone.
+Only model parameters are averaged: optimizer slots (Adam moments, Lamb/Momentum moments, gradient
+accumulators), step counters, the learning rate, the loss scale and the run state are left out, since
+their mean is meaningless and inference does not read them.
+
+Unlike ModelZoo's ``weights_average.py``, the mean is divided by the number of checkpoints actually
+read (ModelZoo divided by the number of files in the folder, ``.meta`` files included), and every
+parameter keeps its dtype.
+
+>>> arrays = average_checkpoints(["run/ckpt_pretrain_step900.ckpt", "run/ckpt_pretrain_step1000.ckpt"])
+...                                                                       # doctest: +SKIP
+>>> save_npz("run/average.npz", arrays)                                   # doctest: +SKIP
+"""
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from src.utils.checkpoint import STATE_KEYS, STEP_RE
+from src.utils.errors import UserError
+from src.utils.fileio import temporary_path_for
+from src.utils.load_weights import read_weights
+
+logger = logging.getLogger(__name__)
+
+# Prefixes of optimizer slots (MindSpore's Adam, AdamWeightDecay, Lamb, Momentum), of the gradient
+# accumulators (src/utils/train_step.py) and of the loss-scaler state (src/utils/trainer.py).
+NON_MODEL_PREFIXES = ("moment1.", "moment2.", "vhat.", "adam_m.", "adam_v.", "lamb_m.", "lamb_v.", "moments.",
+                      "accum.", "loss_scaler.")
+# Scalars written by optimizers, loss-scale cells and MindSpore's ModelCheckpoint, and our run state.
+NON_MODEL_NAMES = frozenset(("beta1_power", "beta2_power", "global_step", "learning_rate", "scale_sense",
+                             "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
+                             "epoch_num", "step_num") + STATE_KEYS)
+STEP_PREFIX_RE = re.compile(r"^(.*)_step\d+\.ckpt$")
+MAX_LISTED = 10
+
+
+def is_model_param(name: str) -> bool:
+    """True for a model parameter, False for an optimizer slot, counter, loss scale or run-state entry.
+
+    >>> is_model_param("embedding.table"), is_model_param("moment1.embedding.table"), is_model_param("step")
+    (True, False, False)
+    """
+    return name not in NON_MODEL_NAMES and not name.startswith(NON_MODEL_PREFIXES)
+
+
+def checkpoint_paths(inputs: Iterable) -> list[Path]:
+    """The checkpoint files named by ``inputs``: each is a file (taken as is) or a folder, whose
+    ``*.ckpt`` files are taken, sorted (``.meta``, ``.json`` and anything else are ignored).
+
+    A UserError if an input does not exist, a file is named twice, or nothing is found.
+    """
+    paths = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            paths.append(path)
+        elif path.is_dir():
+            paths.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".ckpt"))
+        else:
+            raise UserError(f"checkpoint input not found: {path}")
+    seen, twice = set(), []
+    for path in paths:
+        key = path.resolve()
+        if key in seen:
+            twice.append(str(path))
+        seen.add(key)
+    if twice:
+        raise UserError(f"checkpoint(s) given more than once (they would weigh double): {', '.join(twice)}")
+    if not paths:
+        raise UserError(f"no *.ckpt file in {', '.join(str(i) for i in inputs)}")
+    return paths
+
+
+def last_step_checkpoints(folder, count: int) -> list[Path]:
+    """The ``count`` highest-step ``<prefix>_step<N>.ckpt`` files of ``folder``, oldest step first.
+
+    Steps of different prefixes (pre-training and fine-tuning phases) are not comparable, so a folder
+    holding several prefixes is a UserError.
+    """
+    if count < 1:
+        raise UserError(f"--last must be at least 1, got {count}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"checkpoint folder not found: {folder}")
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_RE.search(p.name)) and p.is_file()]
+    prefixes = sorted({STEP_PREFIX_RE.match(p.name).group(1) for _, p in found})
+    if not found:
+        raise UserError(f"no <prefix>_step<N>.ckpt file in {folder}")
+    if len(prefixes) > 1:
+        raise UserError(f"{folder} holds step checkpoints of several runs or phases ({', '.join(prefixes)}): "
+                        "name the files with --input_files")
+    chosen = [p for _, p in sorted(found)][-count:]
+    if len(chosen) < count:
+        logger.warning("only %d step checkpoint(s) in %s, fewer than --last %d", len(chosen), folder, count)
+    return chosen
+
+
+def average_checkpoints(paths, include: Callable[[str], bool] = is_model_param) -> dict[str, np.ndarray]:
+    """The element-wise mean over ``paths`` (``.ckpt`` or ``.npz``) of the entries whose name passes
+    ``include``, by name.
+
+    Sums are accumulated in float64 and cast back to each entry's dtype (integers are rounded to the
+    nearest value). Every checkpoint must hold the same included names with the same shapes; otherwise
+    a UserError lists the differences. Checkpoints are read one at a time, so memory holds one
+    checkpoint plus the float64 sums.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UserError("no checkpoint to average")
+    sums, dtypes, first = {}, {}, paths[0]
+    for index, path in enumerate(paths):
+        weights = {name: value for name, value in read_weights(path).items() if include(name)}
+        if index == 0:
+            if not weights:
+                raise UserError(f"{path}: no model parameter in this file")
+            dtypes = {name: value.dtype for name, value in weights.items()}
+            sums = {name: value.astype(np.float64) for name, value in weights.items()}
+            continue
+        _check_same_entries(first, sums, path, weights)
+        for name, value in weights.items():
+            sums[name] += value  # float64 += any dtype: no precision lost before the division
+    averaged = {name: _cast(total / len(paths), dtypes[name]) for name, total in sums.items()}
+    logger.info("averaged %d parameters over %d checkpoints", len(averaged), len(paths))
+    return averaged
+
+
+def _check_same_entries(first: Path, reference: dict, path: Path, weights: dict):
+    only_first = sorted(set(reference) - set(weights))
+    only_here = sorted(set(weights) - set(reference))
+    if only_first or only_here:
+        raise UserError(f"{path} and {first} hold different parameters: "
+                        f"only in {first}: {_listing(only_first)}; only in {path}: {_listing(only_here)}")
+    wrong = [f"{name} {weights[name].shape} != {reference[name].shape}" for name in sorted(reference)
+             if weights[name].shape != reference[name].shape]
+    if wrong:
+        raise UserError(f"{path}: shapes differ from {first}: {_listing(wrong)}")
+
+
+def _listing(names: list) -> str:
+    if not names:
+        return "none"
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+def _cast(mean: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.floating):
+        return mean.astype(dtype)
+    return np.rint(mean).astype(dtype)  # integers and booleans: the nearest representable value
+
+
+def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path.
+
+    ``np.savez`` appends ``.npz`` to a name without it, so the temporary name keeps that suffix.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path_for(path).with_suffix(".npz")
+    try:
+        with open(tmp, "wb") as handle:  # an open file: numpy writes it under exactly this name
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename makes it visible
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

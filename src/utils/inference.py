@@ -1,0 +1,171 @@
+"""A small Python API for generation with a trained MASS model.
+
+>>> gen = MassGenerator.from_files("run/checkpoints/ckpt_finetune_best.ckpt", "vocab/vocab.txt",
+...                                codes="vocab/all.bpe.codes")          # doctest: +SKIP
+>>> gen.generate(["japan 's nec corp. said wednesday it would join forces ..."])  # doctest: +SKIP
+['nec to join forces']
+
+Raw text goes through the training preprocessing (NLTK word tokenization, BPE with ``codes`` when the
+vocabulary is a BPE one, the dictionary); outputs come back de-BPE'd and detokenized. The model runs
+in eval mode (no dropout) with the cached beam search of :mod:`src.transformer.generator`, its options
+taken from the config's ``decode_config`` unless overridden per call.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from src.utils.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+# decode_config key -> generate() argument
+DECODE_ARGS = {
+    "beam_width": "beam_size", "length_penalty_weight": "length_penalty",
+    "length_penalty_type": "length_penalty_type", "min_decode_length": "min_len",
+    "max_decode_length_a": "max_len_a", "max_decode_length_b": "max_len_b",
+    "no_repeat_ngram_size": "no_repeat_ngram_size", "n_best": "n_best",
+}
+
+
+def resolve_config(checkpoint, config=None, overrides=()):
+    """The MassConfig to build the model with: ``config`` (a path or a MassConfig), else the resolved
+    config stored in the checkpoint's run state; ``overrides`` (``--section.key=value``) applied last."""
+    from config.config import MassConfig
+
+    if isinstance(config, MassConfig):
+        cfg = config
+    elif config:
+        cfg = MassConfig.from_json(config)
+    else:
+        checkpoint = Path(checkpoint)
+        if checkpoint.suffix == ".npz":
+            raise UserError(f"{checkpoint}: an .npz holds weights only: give the model config with --config")
+        from src.utils.checkpoint import config_of, load_checkpoint
+
+        _, state = load_checkpoint(checkpoint)
+        stored = config_of(state)
+        if stored is None:
+            raise UserError(f"{checkpoint}: no config stored in this checkpoint: give it with --config")
+        cfg = MassConfig.from_dict(stored, source=f"{checkpoint} (stored config)")
+    return cfg.override(list(overrides)) if overrides else cfg
+
+
+def sort_by_length(sequences) -> list[int]:
+    """Indices of ``sequences`` longest first (batches of similar lengths waste less padding)."""
+    return sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+
+
+def batch_ids(sequences, batch_size: int):
+    """Yield ``(indices, padded (batch, len) int32)`` over ``sequences`` (1-D id arrays), longest first."""
+    from src.dataset.load_dataset import pad_batch
+
+    order = sort_by_length(sequences)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start:start + batch_size]
+        (padded,) = pad_batch([[np.asarray(sequences[i]) for i in chosen]])
+        yield chosen, padded
+
+
+class MassGenerator:
+    """A model in eval mode, its dictionary, optional BPE encoder and decode options."""
+
+    def __init__(self, model, vocab, config, bpe=None, tokenizer: str = "nltk", lowercase: bool = False):
+        model.set_train(False)
+        self.model, self.vocab, self.config, self.bpe = model, vocab, config, bpe
+        self.tokenizer, self.lowercase = tokenizer, lowercase
+
+    @classmethod
+    def from_files(cls, checkpoint, vocab, codes=None, config=None, device_target="CPU", device_id=None,
+                   overrides=(), mode="graph", lowercase=False):
+        """Load a model from a ``.ckpt`` (config from its run state unless ``config`` is given) or an
+        ``.npz`` (``config`` required), its vocabulary file and optional BPE ``codes``."""
+        from src.utils.dictionary import Dictionary
+        from src.utils.fileio import require_file
+
+        require_file(checkpoint, "checkpoint")
+        dictionary = Dictionary.load_from_persisted_dict(vocab)
+        cfg = resolve_config(checkpoint, config, overrides)
+        bpe = None
+        if codes:
+            from src.utils.byte_pair_encoding import BytePairEncoder
+
+            bpe = BytePairEncoder(require_file(codes, "BPE codes"))
+        from src.utils.device import setup_device
+
+        setup_device(device_target, device_id, mode=mode, distributed=False)
+        return cls(build_model(cfg, len(dictionary), checkpoint), dictionary, cfg, bpe, lowercase=lowercase)
+
+    # ---- options ------------------------------------------------------------------------------------
+    def decode_options(self, **overrides) -> dict:
+        """``generate()`` keyword arguments from ``decode_config``, with non-None ``overrides`` on top
+        (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
+        decode = self.config.decode_config
+        options = {arg: getattr(decode, key) for key, arg in DECODE_ARGS.items()}
+        unknown = set(overrides) - set(options)
+        if unknown:
+            raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
+        options.update({k: v for k, v in overrides.items() if v is not None})
+        options["n_best"] = min(options["n_best"], options["beam_size"])
+        return options
+
+    # ---- ids ----------------------------------------------------------------------------------------
+    def hypotheses_for_ids(self, src_id_batches, **decode_overrides) -> list:
+        """Beam search over batches of padded source ids (batch, src_len); per example, in input order,
+        its n-best list of :class:`~src.transformer.beam_search.Hypothesis`."""
+        from src.transformer.generator import generate
+
+        options = self.decode_options(**decode_overrides)
+        out = []
+        for src_ids in src_id_batches:
+            out.extend(generate(self.model, np.asarray(src_ids), **options))
+        return out
+
+    def ids_to_text(self, tokens) -> str:
+        """Generated ids -> text: cut at ``</s>``, BPE removed, detokenized."""
+        from src.utils.tokenizer import detokenize
+
+        return detokenize(self.vocab.decode(tokens, strip_bpe=True).split())
+
+    # ---- raw text -----------------------------------------------------------------------------------
+    def encode(self, raw: str) -> np.ndarray:
+        """One raw sentence -> ids with ``</s>``, preprocessed like the training data."""
+        from src.utils.tokenizer import word_tokenize
+
+        tokens = word_tokenize(raw, self.tokenizer)
+        if self.lowercase:
+            tokens = [t if t in ("<unk>", "UNK") else t.lower() for t in tokens]
+        line = " ".join(tokens)
+        if self.bpe is not None:
+            line = self.bpe.encode_line(line)
+        return self.vocab.encode_line(line)
+
+    def generate(self, raw_strings, beam_size=None, batch_size=None, **decode_overrides) -> list[str]:
+        """One generated string (the best hypothesis) per raw input string, in input order."""
+        raw_strings = list(raw_strings)
+        sequences = [self.encode(s) for s in raw_strings]
+        batch_size = batch_size or self.config.dataset_config.batch_size
+        results: list = [None] * len(sequences)
+        for chosen, padded in batch_ids(sequences, batch_size):
+            hyps = self.hypotheses_for_ids([padded], beam_size=beam_size, **decode_overrides)
+            for i, nbest in zip(chosen, hyps, strict=True):
+                results[i] = self.ids_to_text(nbest[0].tokens)
+        return results
+
+
+def build_model(cfg, vocab_size: int, checkpoint):
+    """A MassTransformer for ``cfg`` with the weights of ``checkpoint``, in eval mode."""
+    from src.transformer.transformer import MassTransformer
+    from src.utils.load_weights import load_model_weights
+
+    configured = cfg.model_config.vocab_size
+    if configured is None:
+        cfg = cfg.override([f"--model_config.vocab_size={vocab_size}"])
+    elif configured != vocab_size:
+        raise UserError(f"the model has a vocabulary of {configured} symbols but the vocabulary file has "
+                        f"{vocab_size}: give the vocabulary the model was trained with")
+    model = MassTransformer(cfg.model_config)
+    load_model_weights(model, checkpoint)
+    model.set_train(False)
+    return model
