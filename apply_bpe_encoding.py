@@ -1,4 +1,4 @@
-"""Apply BPE codes to tokenized text and build the vocabulary (ModelZoo's apply_bpe_encoding.py).
+r"""Apply BPE codes to tokenized text and build the vocabulary (ModelZoo's apply_bpe_encoding.py).
 
 Each ``<name>.txt`` of ``--src_folder`` becomes ``<output_folder>/<name>_bpe.txt``; the output tokens are
 counted into a :class:`Dictionary` (optionally shrunk) that is written to ``--vocab_path``. With

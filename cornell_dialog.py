@@ -1,4 +1,4 @@
-"""Build Cornell movie-dialog response-generation datasets (MindRecord).
+r"""Build Cornell movie-dialog response-generation datasets (MindRecord).
 
 Two ways in:
 1. From the raw corpus (--raw_folder with movie_lines.txt and movie_conversations.txt): consecutive

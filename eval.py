@@ -1,4 +1,4 @@
-"""Evaluate a MASS model: ROUGE of generated summaries, or teacher-forced perplexity.
+r"""Evaluate a MASS model: ROUGE of generated summaries, or teacher-forced perplexity.
 
 ROUGE (--metric rouge, or rouge_pltrdy for ModelZoo-comparable numbers): the whole test set is decoded
 with beam search (decode_config), the hypotheses are de-BPE'd, detokenized and written one per line in

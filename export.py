@@ -1,4 +1,4 @@
-"""Export the MASS inference graph to MindIR for deployment (MindSpore Lite, Ascend 310, serving).
+r"""Export the MASS inference graph to MindIR for deployment (MindSpore Lite, Ascend 310, serving).
 
 The graph maps source ids (batch_size, seq_length) int32, padded with <pad> = 0, to generated ids
 (batch_size, max_decode_length) int32: the encoder, then greedy decoding for a fixed number of steps

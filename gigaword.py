@@ -1,4 +1,4 @@
-"""Build Gigaword headline-generation datasets (MindRecord) from BPE-encoded article/title files.
+r"""Build Gigaword headline-generation datasets (MindRecord) from BPE-encoded article/title files.
 
 Inputs are in the harvardnlp ``sumdata`` layout (one article per line, its title on the same line of
 the title file), BPE-encoded with apply_bpe_encoding.py. Both ``UNK`` (test files) and ``<unk>``

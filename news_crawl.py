@@ -1,4 +1,4 @@
-"""Build the MASS pre-training dataset (MindRecord) from BPE-encoded monolingual text.
+r"""Build the MASS pre-training dataset (MindRecord) from BPE-encoded monolingual text.
 
 Each non-empty line becomes one example: its token ids followed by </s>. Masks are NOT drawn here:
 train.py draws a new MASS mask for every example every epoch. ``--static_mask`` instead writes

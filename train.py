@@ -1,4 +1,4 @@
-"""MASS pre-training and fine-tuning.
+r"""MASS pre-training and fine-tuning.
 
 Runs a pre-training phase on ``dataset_config.pre_train_dataset`` (dynamic MASS masking) and/or a
 fine-tuning phase on ``dataset_config.fine_tune_dataset`` (pairs), each with its own optimizer and
