@@ -24,7 +24,7 @@ import signal
 import sys
 from pathlib import Path
 
-from config.config import MassConfig
+from config.config import MassConfig, with_vocab_size
 from src.utils.cli import LOG_FORMAT, run_cli
 from src.utils.device import DEVICE_TARGETS
 from src.utils.errors import UserError
@@ -63,14 +63,7 @@ def load_config(args) -> MassConfig:
     sizes = {read_manifest(p)["vocab_size"] for d in datasets for p in resolve_datasets(d)}
     if len(sizes) != 1:
         raise UserError(f"the training datasets were built with different vocabularies (sizes {sorted(sizes)})")
-    vocab_size = sizes.pop()
-    configured = cfg.model_config.vocab_size
-    if configured is None:
-        cfg = cfg.override([f"--model_config.vocab_size={vocab_size}"])
-    elif configured != vocab_size:
-        raise UserError(f"model_config.vocab_size is {configured} but the datasets were built with a "
-                        f"vocabulary of {vocab_size} symbols")
-    return cfg
+    return with_vocab_size(cfg, sizes.pop(), "the vocabulary the datasets were built with")
 
 
 @dataclasses.dataclass

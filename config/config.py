@@ -285,6 +285,17 @@ class MassConfig:
         return path
 
 
+def with_vocab_size(cfg: MassConfig, vocab_size: int, source: str) -> MassConfig:
+    """``cfg`` with ``model_config.vocab_size`` set to ``vocab_size`` when it is null; a UserError when it
+    is set to something else (``source`` says where ``vocab_size`` came from)."""
+    configured = cfg.model_config.vocab_size
+    if configured is None:
+        return cfg.override([f"--model_config.vocab_size={vocab_size}"])
+    if configured != vocab_size:
+        raise UserError(f"model_config.vocab_size is {configured} but {source} has {vocab_size} symbols")
+    return cfg
+
+
 def resolve_compute_type(compute_type: str, device_target: str) -> str:
     """``auto`` becomes float32 on CPU (float16 is slow or unsupported there) and float16 elsewhere."""
     if compute_type != "auto":

@@ -15,7 +15,6 @@ parameter keeps its dtype.
 """
 
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from src.utils.checkpoint import STATE_KEYS, STEP_RE
 from src.utils.errors import UserError
-from src.utils.fileio import temporary_path_for
+from src.utils.fileio import fsync_replace, temporary_path_for
 from src.utils.load_weights import read_weights
 
 logger = logging.getLogger(__name__)
@@ -169,9 +168,7 @@ def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
     try:
         with open(tmp, "wb") as handle:  # an open file: numpy writes it under exactly this name
             np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before the rename makes it visible
-        os.replace(tmp, path)
+        fsync_replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -8,14 +8,13 @@ resolved config as JSON text.
 
 import json
 import logging
-import os
 import re
 from pathlib import Path
 
 import mindspore as ms
 
 from src.utils.errors import UserError
-from src.utils.fileio import temporary_path_for
+from src.utils.fileio import fsync_replace, temporary_path_for
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +34,7 @@ def save_checkpoint(path, entries: list, state: dict) -> Path:
     tmp = _temporary_ckpt(path)
     try:
         ms.save_checkpoint(entries, str(tmp), append_dict={k: v for k, v in state.items() if v is not None})
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())  # on disk before the rename makes it visible
-        os.replace(tmp, path)
+        fsync_replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -51,6 +51,13 @@ def atomic_open(path, mode="w", encoding="utf-8"):
             os.fsync(handle.fileno())  # the data is on disk before the rename makes it visible
 
 
+def fsync_replace(tmp, path):
+    """Flush ``tmp`` to disk, then rename it to ``path``: the file is complete before it is visible."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 def require_file(path, what="input file") -> Path:
     """Return ``Path(path)`` or raise a UserError naming it if it is not a readable file."""
     path = Path(path)

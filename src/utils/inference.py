@@ -156,15 +156,11 @@ class MassGenerator:
 
 def build_model(cfg, vocab_size: int, checkpoint):
     """A MassTransformer for ``cfg`` with the weights of ``checkpoint``, in eval mode."""
+    from config.config import with_vocab_size
     from src.transformer.transformer import MassTransformer
     from src.utils.load_weights import load_model_weights
 
-    configured = cfg.model_config.vocab_size
-    if configured is None:
-        cfg = cfg.override([f"--model_config.vocab_size={vocab_size}"])
-    elif configured != vocab_size:
-        raise UserError(f"the model has a vocabulary of {configured} symbols but the vocabulary file has "
-                        f"{vocab_size}: give the vocabulary the model was trained with")
+    cfg = with_vocab_size(cfg, vocab_size, "the vocabulary file (give the one the model was trained with)")
     model = MassTransformer(cfg.model_config)
     load_model_weights(model, checkpoint)
     model.set_train(False)
