@@ -19,12 +19,11 @@ from tqdm import tqdm
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
 from src.utils.fileio import atomic_open, count_lines, text_files
-from src.utils.parallel import chunked_lines, close_pool, make_pool, ordered_pool_map
+from src.utils.parallel import CHUNK_LINES, chunked_lines, close_pool, make_pool, ordered_pool_map
 from src.utils.tokenizer import PROTECTED_TOKENS, TOKENIZERS, word_tokenize_many
 
 logger = logging.getLogger("tokenize_corpus")
 
-CHUNK_LINES = 2000
 _CONFIG = {"tokenizer": "nltk", "max_tokens": 175, "lowercase": False, "keep_lines": False}
 
 

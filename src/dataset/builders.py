@@ -20,11 +20,10 @@ from src.language_model.noise_channel_language_model import add_noise
 from src.utils.dictionary import Dictionary
 from src.utils.errors import UserError
 from src.utils.fileio import count_lines, iter_lines
-from src.utils.parallel import close_pool, make_pool, ordered_pool_map
+from src.utils.parallel import chunked_lines, close_pool, make_pool, ordered_pool_map
 
 logger = logging.getLogger(__name__)
 
-CHUNK_LINES = 2000
 UNK_CHECK_AFTER = 2000  # tokens seen before the <unk> rate is first checked (fail fast on a wrong vocab)
 
 
@@ -89,17 +88,6 @@ def encode_text(vocab, line):
     return vocab.encode_line(line) if line.strip() else None
 
 
-def _numbered_chunks(path, size=CHUNK_LINES):
-    chunk = []
-    for item in iter_lines(path):
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def encode_file(path, vocab: Dictionary, vocab_path, processes=1):
     """Yield ``(line_no, ids or None for an empty line)`` for every line of ``path``, in order.
 
@@ -113,7 +101,7 @@ def encode_file(path, vocab: Dictionary, vocab_path, processes=1):
     pool = make_pool(processes, _init_worker, (str(vocab_path),))
     failed = True
     try:
-        for encoded in ordered_pool_map(pool, _encode_chunk, _numbered_chunks(path), 2 * processes + 2):
+        for encoded in ordered_pool_map(pool, _encode_chunk, chunked_lines(path, numbered=True), 2 * processes + 2):
             yield from encoded
         failed = False
     finally:
@@ -149,13 +137,7 @@ def _mono_tasks(paths, opts, outputs):
     many lines other parts dropped, and parts can be written independently."""
     part_no, ordinal = 0, 0
     for path in paths:
-        lines = []
-        for line_no, line in iter_lines(path):
-            lines.append((line_no, line))
-            if len(lines) == opts.part_lines:
-                yield part_no, ordinal, str(path), lines, {k: str(o.part_path(part_no)) for k, o in outputs.items()}
-                part_no, ordinal, lines = part_no + 1, ordinal + len(lines), []
-        if lines:
+        for lines in chunked_lines(path, opts.part_lines, numbered=True):
             yield part_no, ordinal, str(path), lines, {k: str(o.part_path(part_no)) for k, o in outputs.items()}
             part_no, ordinal = part_no + 1, ordinal + len(lines)
 

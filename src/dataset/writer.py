@@ -52,6 +52,11 @@ class PartFile:
         if len(self._block) >= BLOCK_ROWS:
             self._flush()
 
+    @property
+    def rows(self) -> int:
+        """Rows written so far, the ones still buffered included."""
+        return self.count + len(self._block)
+
     def _flush(self):
         if self._block:
             self._writer.write_raw_data(self._block)
@@ -137,7 +142,7 @@ class MindRecordDatasetWriter:
             self._part = PartFile(self.output.part_path(self._parts), self.output.kind)
             self._parts += 1
         self._part.write(row)
-        if self._part.count + len(self._part._block) >= self.part_rows:
+        if self._part.rows >= self.part_rows:
             self._close_part()
 
     def _close_part(self):

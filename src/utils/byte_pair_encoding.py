@@ -24,14 +24,13 @@ from tqdm import tqdm
 
 from src.utils.errors import UserError, where
 from src.utils.fileio import atomic_open, count_lines, iter_lines, require_file
-from src.utils.parallel import chunked_lines, close_pool, make_pool, ordered_pool_map
+from src.utils.parallel import CHUNK_LINES, chunked_lines, close_pool, make_pool, ordered_pool_map
 
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "@@"
 END_OF_WORD = "</w>"
 DEFAULT_GLOSSARIES = ("<unk>", "UNK")
-CHUNK_LINES = 2000
 # The memo holds one entry per distinct token; web-scale corpora have tens of millions of (mostly
 # once-seen) tokens, so it is emptied when it reaches this size to keep memory bounded.
 MAX_CACHE_ENTRIES = 2_000_000

@@ -44,13 +44,20 @@ def close_pool(pool, failed):
         pool.shutdown(wait=True, cancel_futures=failed)
 
 
-def chunked_lines(path, chunk_lines=CHUNK_LINES):
-    """Yield lists of up to ``chunk_lines`` lines of ``path`` (UserError on undecodable bytes)."""
+def chunked(items, size):
+    """Yield lists of up to ``size`` consecutive items."""
     chunk = []
-    for _, line in iter_lines(path):
-        chunk.append(line)
-        if len(chunk) >= chunk_lines:
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
+
+
+def chunked_lines(path, chunk_lines=CHUNK_LINES, numbered=False):
+    """Yield lists of up to ``chunk_lines`` lines of ``path`` (``(line_no, line)`` pairs when
+    ``numbered``); a UserError on undecodable bytes."""
+    lines = iter_lines(path) if numbered else (line for _, line in iter_lines(path))
+    return chunked(lines, chunk_lines)
