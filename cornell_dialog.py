@@ -39,6 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--output_folder", required=True)
     p.add_argument("--existed_vocab", help="vocabulary (required to write MindRecord)")
     p.add_argument("--codes", help="BPE codes, to tokenize and encode raw pairs in this run")
+    p.add_argument("--lowercase", action="store_true", help="with --codes: lower-case the tokens")
+    p.add_argument("--hash_digits", action="store_true", help="with --codes: replace every digit by '#'")
     p.add_argument("--train_prefix", default="train")
     p.add_argument("--valid_prefix", default="valid")
     p.add_argument("--test_prefix", default="test")
@@ -74,7 +76,7 @@ def write_raw_pairs(pairs, out_folder):
     return paths
 
 
-def encode_raw_pairs(raw_paths, codes, processes):
+def encode_raw_pairs(raw_paths, codes, processes, tokenize_options=()):
     """Tokenize (keeping lines aligned) and BPE the raw text pair files; returns {split: (src, tgt)}."""
     import tokenize_corpus
     from src.utils.byte_pair_encoding import apply_bpe_to_files
@@ -84,7 +86,7 @@ def encode_raw_pairs(raw_paths, codes, processes):
         bpe_pair = []
         for raw in pair:
             tokenize_corpus.main(["--corpus_folder", str(raw), "--output_folder", str(raw.parent),
-                                  "--keep_lines", "--pool_size", str(processes)])
+                                  "--keep_lines", "--pool_size", str(processes), *tokenize_options])
             bpe = raw.with_name(raw.stem + "_bpe.txt")
             jobs.append((raw.with_name(raw.stem + "_tokenized.txt"), bpe))
             bpe_pair.append(bpe)
@@ -124,7 +126,8 @@ def main(argv=None):
         if not args.codes:
             logger.info("no --codes given: tokenize and BPE these files, then run again with --src_folder")
             return 0
-        bpe = encode_raw_pairs(raw, require_file(args.codes, "BPE codes"), args.processes)
+        options = [flag for flag, on in (("--lowercase", args.lowercase), ("--hash_digits", args.hash_digits)) if on]
+        bpe = encode_raw_pairs(raw, require_file(args.codes, "BPE codes"), args.processes, options)
     else:
         bpe = prefixed_pairs(require_dir(args.src_folder, "--src_folder"), args)
     vocab_path = require_file(args.existed_vocab, "vocabulary")

@@ -24,7 +24,8 @@ from src.utils.tokenizer import PROTECTED_TOKENS, TOKENIZERS, word_tokenize_many
 
 logger = logging.getLogger("tokenize_corpus")
 
-_CONFIG = {"tokenizer": "nltk", "max_tokens": 175, "lowercase": False, "keep_lines": False}
+_CONFIG = {"tokenizer": "nltk", "max_tokens": 175, "lowercase": False, "keep_lines": False, "hash_digits": False}
+_DIGITS = str.maketrans("0123456789", "##########")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,22 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_tokens", type=int, default=175,
                         help="Drop sentences with more tokens than this (ModelZoo: 175).")
     parser.add_argument("--lowercase", action="store_true", help="Lower-case the tokens (not <unk>/UNK).")
+    parser.add_argument("--hash_digits", action="store_true",
+                        help="Replace every digit by '#' (the Gigaword convention: '3.5' -> '#.#').")
     parser.add_argument("--keep_lines", action="store_true",
                         help="Drop nothing: line i of the output is line i of the input (for line-aligned "
                              "source/target files); empty lines stay empty, long lines are kept.")
     return parser
 
 
-def _configure(tokenizer, max_tokens, lowercase, keep_lines=False):
+def _configure(tokenizer, max_tokens, lowercase, keep_lines=False, hash_digits=False):
     """Pool initializer (and in-process set-up): the settings every chunk is tokenized with."""
-    _CONFIG.update(tokenizer=tokenizer, max_tokens=max_tokens, lowercase=lowercase, keep_lines=keep_lines)
+    _CONFIG.update(tokenizer=tokenizer, max_tokens=max_tokens, lowercase=lowercase, keep_lines=keep_lines,
+                   hash_digits=hash_digits)
 
 
-def tokenize_lines(lines, tokenizer="nltk", max_tokens=175, lowercase=False, keep_lines=False):
+def tokenize_lines(lines, tokenizer="nltk", max_tokens=175, lowercase=False, keep_lines=False, hash_digits=False):
     """Tokenize sentences -> (output block, Counter of written/empty/too_long).
 
     >>> tokenize_lines(["Hi!", "", "a b c"], max_tokens=2)
     ('Hi !\\n', Counter({'read': 3, 'written': 1, 'empty': 1, 'too_long': 1}))
+    >>> tokenize_lines(["Rates rose 3.5 percent."], lowercase=True, hash_digits=True)[0]
+    'rates rose #.# percent .\\n'
     """
     out = []
     stats = Counter(written=0, empty=0, too_long=0)
@@ -66,6 +72,8 @@ def tokenize_lines(lines, tokenizer="nltk", max_tokens=175, lowercase=False, kee
         else:
             if lowercase:
                 tokens = [t if t in PROTECTED_TOKENS else t.lower() for t in tokens]
+            if hash_digits:
+                tokens = [t.translate(_DIGITS) for t in tokens]
             out.append(" ".join(tokens))
     stats["written"] = len(out)
     stats["read"] = len(lines)
@@ -98,7 +106,7 @@ def main(argv=None):
     inputs = text_files(args.corpus_folder)
     out_dir = Path(args.output_folder)
     pool_size = min(args.pool_size, os.cpu_count() or 1)
-    settings = (args.tokenizer, args.max_tokens, args.lowercase, args.keep_lines)
+    settings = (args.tokenizer, args.max_tokens, args.lowercase, args.keep_lines, args.hash_digits)
     totals = Counter(read=0, written=0, empty=0, too_long=0)
     _configure(*settings)
     pool = make_pool(pool_size, _configure, settings)

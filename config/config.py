@@ -61,13 +61,15 @@ class DatasetConfig:
     max_tgt_len: int = 64  # target length cap
     # exclusive upper bounds of the source-length buckets (bucket_batch_by_length): a batch holds examples
     # of one bucket; [] (and data parallel) batches in data order. Every batch is padded to its longest
-    # example rounded up to a multiple of 8, so the jit step sees few shapes
+    # example rounded up to a multiple of pad_multiple, so the jit step sees few shapes (each new shape
+    # is compiled once: a larger multiple means fewer compilations and more padding)
     bucket_boundaries: tuple[int, ...] = (16, 32, 48)
+    pad_multiple: int = 8
     shuffle: bool = True
     num_parallel_workers: int = 4
 
     def __post_init__(self):
-        for key in ("epochs", "batch_size", "max_len", "max_tgt_len", "num_parallel_workers"):
+        for key in ("epochs", "batch_size", "max_len", "max_tgt_len", "num_parallel_workers", "pad_multiple"):
             _require(getattr(self, key) > 0, f"dataset_config.{key}", "must be positive")
         bounds = self.bucket_boundaries
         key = "dataset_config.bucket_boundaries"

@@ -325,6 +325,14 @@ def test_cornell_raw_mode_tokenizes_bpe_encodes_and_builds(tmp_path):
         got = [vocab.decode(r) for b in batches(data) for r in b[schema.TGT_IDS]]
         from src.utils.tokenizer import word_tokenize
         assert got == [" ".join(word_tokenize(r)) for r in refs]
+    # --lowercase / --hash_digits reach the tokenizer (the Gigaword convention, for a joint vocabulary)
+    assert run_cli(cornell_dialog.main, ["--raw_folder", str(tmp_path / "raw"), "--output_folder", str(out),
+                                         "--valid_percent", "10", "--test_percent", "10", "--codes",
+                                         str(tmp_path / "codes"), "--existed_vocab", str(tmp_path / "vocab.txt"),
+                                         "--processes", "1", "--lowercase", "--hash_digits"]) == 0
+    lowered = (out / "cornell_train_src_tokenized.txt").read_text().splitlines()
+    assert lowered and all(line == line.lower() and not any(c.isdigit() for c in line) for line in lowered)
+    assert "hello , number # !" in lowered
 
 
 def test_parallel_parts_give_the_same_dataset(mono):

@@ -23,6 +23,7 @@ from src.utils.dictionary import NUM_SPECIALS, Dictionary
 from src.utils.errors import UserError
 from src.utils.parallel import ordered_pool_map
 from src.utils.tokenizer import detokenize, word_tokenize
+from tests.helpers import write_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -221,6 +222,15 @@ def test_tokenize_corpus_lowercase_single_file(tmp_path):
     assert stats["lines_written"] == 0 and stats["dropped"]["too_long"] == 1
     tokenize_corpus.main(["--corpus_folder", str(raw / "b.txt"), "--output_folder", str(out), "--lowercase"])
     assert (out / "b_tokenized.txt").read_text(encoding="utf-8") == "hello , world UNK !\n"
+
+
+def test_tokenize_corpus_hash_digits_gigaword_convention(tmp_path):
+    write_lines(tmp_path / "raw" / "n.txt", ["Shares rose 3.5% to 1,200 in 2009.", "No digits, UNK here."])
+    out = tmp_path / "tok"
+    tokenize_corpus.main(["--corpus_folder", str(tmp_path / "raw"), "--output_folder", str(out),
+                          "--lowercase", "--hash_digits"])
+    assert (out / "n_tokenized.txt").read_text(encoding="utf-8").splitlines() == [
+        "shares rose #.# % to #,### in #### .", "no digits , UNK here ."]
 
 
 def test_tokenize_corpus_bad_input(tmp_path, capsys):

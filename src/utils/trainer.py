@@ -41,7 +41,7 @@ def make_loader(cfg, datasets, *, epoch, shuffle, rank=0, group_size=1, skip_bat
         num_shards=group_size if group_size > 1 else None, shard_id=rank if group_size > 1 else None,
         bucket_boundaries=list(data.bucket_boundaries) if group_size == 1 else None, max_src_len=data.max_len,
         max_tgt_len=data.max_tgt_len, noise_prob=mask.noise_prob if training else 0.0,
-        skip_batches=skip_batches, num_parallel_workers=data.num_parallel_workers)
+        skip_batches=skip_batches, num_parallel_workers=data.num_parallel_workers, pad_multiple=data.pad_multiple)
 
 
 def validation_sets(cfg, train_datasets):

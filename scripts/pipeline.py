@@ -1,0 +1,357 @@
+r"""The whole MASS pipeline, stage by stage, with MASS pre-training compared to training from scratch.
+
+Runs the toolkit's own scripts, in the ModelZoo order, each as a subprocess with its log in
+``<work>/logs/<stage>.log``:
+
+ 1. tokenize the monolingual news (lower-cased, digits as '#', the Gigaword convention) and the
+    Cornell training dialogs; the Gigaword files are already tokenized;
+ 2. learn joint BPE codes, apply them, build the vocabulary;
+ 3. build the MindRecord datasets: pre-training (news + Gigaword training articles + Cornell training
+    responses: monolingual text of the training splits only), Gigaword pairs, Cornell pairs;
+ 4. MASS pre-training;
+ 5. Gigaword fine-tuning from the pre-trained model and from scratch, the same number of steps, then
+    beam search on the test set and ROUGE-1/2/L (rouge-score, stemming);
+ 6. Cornell fine-tuning, MASS and scratch, then test perplexity;
+ 7. training curves (PNG) and a report (``report.md``, ``report.json``).
+
+A finished stage leaves ``<work>/stages/<stage>.json`` and is skipped when the pipeline runs again, so
+an interrupted experiment continues where it stopped (``--force`` redoes everything).
+
+Examples:
+    python scripts/pipeline.py --work runs/demo --config config/tiny.json \
+        --news scripts/demo_corpus/news.txt --gigaword scripts/demo_corpus/gigaword \
+        --cornell scripts/demo_corpus/cornell --bpe_merges 1500 --pretrain_steps 600 --finetune_steps 300
+    bash scripts/run_experiment.sh            # the real-data experiment of docs/RESULTS.md
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from src.utils.cli import run_cli  # noqa: E402
+from src.utils.errors import UserError  # noqa: E402
+from src.utils.fileio import atomic_open, require_dir, require_file  # noqa: E402
+
+GIGAWORD_FILES = {  # harvardnlp sumdata layout -> our names
+    "train_src": "sumdata/train/train.article.txt",
+    "train_ref": "sumdata/train/train.title.txt",
+    "valid_src": "sumdata/train/valid.article.filter.txt",
+    "valid_ref": "sumdata/train/valid.title.filter.txt",
+    "test_src": "Giga/input.txt",
+    "test_ref": "Giga/task1_ref0.txt",
+}
+SYSTEMS = ("mass", "scratch")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", required=True, help="folder for every artefact of the run (created)")
+    p.add_argument("--config", default="config/tiny.json", help="model / training preset")
+    p.add_argument("--news", required=True,
+                   help="raw monolingual text, one sentence per line (several: comma-separated)")
+    p.add_argument("--gigaword", required=True, help="Gigaword folder in the harvardnlp layout (sumdata/, Giga/)")
+    p.add_argument("--cornell", required=True, help="folder with movie_lines.txt and movie_conversations.txt")
+    p.add_argument("--bpe_merges", type=int, default=10000, help="BPE merge operations")
+    p.add_argument("--max_len", type=int, default=64, help="longest pre-training sentence / source, in tokens")
+    p.add_argument("--pretrain_steps", type=int, default=1000)
+    p.add_argument("--finetune_steps", type=int, default=500, help="Gigaword fine-tuning steps (each system)")
+    p.add_argument("--cornell_steps", type=int, default=0, help="Cornell fine-tuning steps (default: finetune_steps)")
+    p.add_argument("--evals", type=int, default=5, help="validations (and checkpoints) per training phase")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of every phase (default: the config's)")
+    p.add_argument("--pad_multiple", type=int, default=0,
+                   help="pad batches to a multiple of this (fewer shapes to compile; default: the config's)")
+    p.add_argument("--train_option", action="append", default=[], metavar="--SECTION.KEY=VALUE",
+                   help="config override for every training phase (repeatable), e.g. "
+                        "--train_option=--dataset_config.batch_size=64")
+    p.add_argument("--warmup", type=float, default=0.1, help="warm-up, as a share of each phase's steps")
+    p.add_argument("--test_lines", type=int, default=0,
+                   help="decode only the first N Gigaword test lines (0: all; a quick look, not a result)")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--force", action="store_true", help="redo every stage, even those already done")
+    p.add_argument("--quiet", action="store_true", help="print stage names only, no table")
+    args = p.parse_args(argv)
+    args.cornell_steps = args.cornell_steps or args.finetune_steps
+    for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+class Pipeline:
+    """Runs the stages as subprocesses, times them, and remembers which are done."""
+
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(args.work).resolve()
+        self.config = require_file(Path(args.config).resolve(), "--config")
+        for sub in ("logs", "stages"):
+            (self.work / sub).mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONPATH": str(REPO)}
+        self.timings = {}
+
+    def path(self, *parts) -> Path:
+        return self.work.joinpath(*parts)
+
+    def stage(self, name, commands, fresh=()):
+        """Run ``commands`` (lists of arguments) unless the stage is done; record the wall time.
+
+        The folders ``fresh`` are removed first, so that a re-run never mixes with an older one.
+        """
+        marker = self.path("stages", f"{name}.json")
+        if marker.exists() and not self.args.force:
+            self.timings[name] = json.loads(marker.read_text())["seconds"]
+            print(f"[{name}] done before ({self.timings[name]:.0f} s), skipped", flush=True)
+            return
+        print(f"[{name}] ...", end="", flush=True)
+        for folder in fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        log = self.path("logs", f"{name}.log")
+        start = time.time()
+        with open(log, "w", encoding="utf-8") as out:
+            for cmd in commands:
+                cmd = [str(c) for c in cmd]
+                out.write("$ " + " ".join(cmd) + "\n")
+                out.flush()
+                rc = subprocess.run(cmd, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT).returncode
+                if rc != 0:
+                    print(" failed", flush=True)
+                    tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+                    raise UserError(f"stage {name} failed (exit {rc}): {' '.join(cmd)}\n  "
+                                    + "\n  ".join(tail) + f"\n(whole log: {log})")
+        seconds = time.time() - start
+        self.timings[name] = seconds
+        with atomic_open(marker) as handle:
+            json.dump({"seconds": seconds, "commands": [[str(c) for c in cmd] for cmd in commands]}, handle)
+        print(f" {seconds:.0f} s", flush=True)
+
+    def py(self, script, *args):
+        return [sys.executable, str(REPO / script), *args]
+
+
+def train_command(pipe, run, steps, overrides):
+    """train.py for one phase of ``steps`` optimizer steps, ``--evals`` validations and checkpoints."""
+    args = pipe.args
+    every = max(1, steps // args.evals)
+    options = [
+        f"--learn_rate_config.decay_steps={steps}",
+        f"--learn_rate_config.warmup_steps={max(1, int(steps * args.warmup))}",
+        f"--checkpoint_options.save_ckpt_steps={every}",
+        f"--checkpoint_options.eval_every_steps={every}",
+        f"--checkpoint_options.log_every_steps={max(1, min(50, every // 4))}",
+        f"--checkpoint_options.keep_ckpt_max={args.evals + 1}",
+        "--dataset_config.epochs=100000",
+        f"--dataset_config.max_len={args.max_len}",
+    ]
+    if args.lr:
+        options.append(f"--learn_rate_config.lr={args.lr}")
+    if args.pad_multiple:
+        options.append(f"--dataset_config.pad_multiple={args.pad_multiple}")
+    options += args.train_option
+    return pipe.py("train.py", "--config", pipe.config, "--output", pipe.path("runs", run),
+                   "--max_steps", str(steps), *options, *overrides)
+
+
+def best_checkpoint(pipe, run, phase):
+    return pipe.path("runs", run, "checkpoints", f"ckpt_{phase}_best.ckpt")
+
+
+def prepare_data(pipe):
+    args = pipe.args
+    giga = require_dir(Path(args.gigaword).resolve(), "--gigaword")
+    giga_files = {k: require_file(giga / v, f"Gigaword {k}") for k, v in GIGAWORD_FILES.items()}
+    cornell = require_dir(Path(args.cornell).resolve(), "--cornell")
+    news = ",".join(str(require_file(Path(n).resolve(), "--news")) for n in args.news.split(","))
+    tok, tok_eval, bpe, bpe_eval, mono, data = (pipe.path(d) for d in
+                                                ("tok", "tok_eval", "bpe", "bpe_eval", "mono", "data"))
+    codes, vocab = pipe.path("vocab", "bpe.codes"), pipe.path("vocab", "vocab.txt")
+    procs = str(args.processes)
+    case = ["--lowercase", "--hash_digits"]
+
+    def copy_gigaword():  # already tokenized, lower-cased, digits as '#'
+        for d in (tok, tok_eval):
+            d.mkdir(parents=True, exist_ok=True)
+        for key, src in giga_files.items():
+            shutil.copyfile(src, (tok if key.startswith("train") else tok_eval) / f"giga_{key}.txt")
+
+    copy_gigaword()
+    pipe.stage("tokenize", [
+        pipe.py("tokenize_corpus.py", "--corpus_folder", news, "--output_folder", tok, "--pool_size", procs, *case),
+        pipe.py("cornell_dialog.py", "--raw_folder", cornell, "--output_folder", pipe.path("cornell_raw")),
+        pipe.py("tokenize_corpus.py", "--corpus_folder",
+                ",".join(str(pipe.path("cornell_raw", f"cornell_train_{side}.txt")) for side in ("src", "tgt")),
+                "--output_folder", tok, "--pool_size", procs, "--keep_lines", *case),
+    ])
+    pipe.stage("bpe", [
+        ["bash", REPO / "scripts" / "learn_subword.sh", "-i", tok, "-o", codes, "-s", str(args.bpe_merges)],
+        pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok, "--output_folder", bpe,
+                "--vocab_path", vocab, "--processes", procs),
+        pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok_eval, "--output_folder", bpe_eval,
+                "--existed_vocab", vocab, "--processes", procs),
+    ])
+    mono.mkdir(parents=True, exist_ok=True)
+    for f in mono.glob("*.txt"):
+        f.unlink()
+    for f in sorted(bpe.glob("*_bpe.txt")):
+        # monolingual pre-training text: every training file but the Cornell contexts (they repeat the responses)
+        # and the Gigaword titles (the fine-tuning targets)
+        if "cornell_train_src" not in f.name and "giga_train_ref" not in f.name:
+            os.symlink(f, mono / f.name)
+    length = str(args.max_len)
+    pipe.stage("datasets", [
+        pipe.py("news_crawl.py", "--src_folder", mono, "--existed_vocab", vocab, "--output_folder", data,
+                "--max_len", length, "--min_len", "5", "--valid_every", "100", "--processes", procs),
+        pipe.py("gigaword.py", *[a for key in GIGAWORD_FILES for a in
+                                 (f"--{key}", (bpe if key.startswith("train") else bpe_eval) / f"giga_{key}_bpe.txt")],
+                "--existed_vocab", vocab, "--max_len", length, "--max_tgt_len", "32", "--output_folder", data,
+                "--processes", procs),
+        pipe.py("cornell_dialog.py", "--raw_folder", cornell, "--output_folder", data / "cornell", "--codes", codes,
+                "--existed_vocab", vocab, "--max_len", length, "--max_tgt_len", length, "--processes", procs, *case),
+    ])
+    return {"giga_test_ref": giga_files["test_ref"], "data": data, "vocab": vocab, "codes": codes}
+
+
+def run_experiment(pipe, paths):
+    args = pipe.args
+    data = paths["data"]
+    pre_name = f"news_crawl_len_{args.max_len}"
+    pipe.stage("pretrain", [train_command(pipe, "pretrain", args.pretrain_steps, [
+        f"--dataset_config.pre_train_dataset={data / (pre_name + '.mindrecord')}",
+        f"--dataset_config.valid_dataset={data / (pre_name + '_valid.mindrecord')}"])],
+               fresh=[pipe.path("runs", "pretrain")])
+    pretrained = best_checkpoint(pipe, "pretrain", "pretrain")
+    tasks = {
+        "gigaword": (args.finetune_steps, data / "gigaword_train.mindrecord", data / "gigaword_valid.mindrecord"),
+        "cornell": (args.cornell_steps, data / "cornell" / "cornell_train.mindrecord",
+                    data / "cornell" / "cornell_valid.mindrecord"),
+    }
+    results = {}
+    pipe.path("results").mkdir(exist_ok=True)
+    for task, (steps, train, valid) in tasks.items():
+        for system in SYSTEMS:
+            run = f"{task}_{system}"
+            init = [f"--checkpoint_options.existed_ckpt={pretrained}"] if system == "mass" else []
+            pipe.stage(run, [train_command(pipe, run, steps, [
+                f"--dataset_config.fine_tune_dataset={train}", f"--dataset_config.valid_dataset={valid}", *init])],
+                       fresh=[pipe.path("runs", run)])
+            out = pipe.path("results", f"{run}.txt")
+            if task == "gigaword":
+                test = [f"--test_dataset={data / 'gigaword_test.mindrecord'}", "--test_ref", paths["giga_test_ref"]]
+                if args.test_lines:
+                    test = ["--test_src", _head(pipe.path("tok_eval", "giga_test_src.txt"), args.test_lines),
+                            "--test_ref", _head(paths["giga_test_ref"], args.test_lines), "--codes", paths["codes"],
+                            "--vocab", paths["vocab"]]
+                cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "rouge",
+                              "--output", out, *[str(t) for t in test])
+            else:
+                cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "ppl",
+                              f"--test_dataset={data / 'cornell' / 'cornell_test.mindrecord'}", "--output", out)
+            pipe.stage(f"{run}_test", [cmd])
+            results[run] = json.loads(Path(f"{out}.report.json").read_text())
+    pipe.stage("curves", [pipe.py("scripts/plot_curves.py", "--output", pipe.path("results", "curves.png"),
+                                  *[pipe.path("runs", r) for r in ("pretrain", *[f"{t}_{s}" for t in tasks
+                                                                              for s in SYSTEMS])])])
+    return results
+
+
+def _head(path, lines):
+    """The first ``lines`` lines of a file, written next to the work folder's copies."""
+    out = Path(str(path) + f".first{lines}")
+    with open(path, encoding="utf-8") as src, atomic_open(out) as dst:
+        for i, line in enumerate(src):
+            if i >= lines:
+                break
+            dst.write(line)
+    return out
+
+
+def valid_summary(run_dir):
+    """(best validation loss, its step, training steps, last training loss) of a run's metrics.jsonl."""
+    records = [json.loads(line) for line in open(Path(run_dir) / "metrics.jsonl", encoding="utf-8") if line.strip()]
+    valid = [r for r in records if r.get("valid_loss") is not None]
+    train = [r for r in records if "loss" in r]
+    best = min(valid, key=lambda r: r["valid_loss"]) if valid else {}
+    return {"best_valid_loss": best.get("valid_loss"), "best_valid_step": best.get("step"),
+            "best_valid_ppl": best.get("valid_ppl"), "steps": max((r["step"] for r in records), default=0),
+            "last_train_loss": train[-1]["loss"] if train else None}
+
+
+def cpu_model() -> str:
+    """The CPU model name (Linux), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def write_report(pipe, results):
+    args = pipe.args
+    runs = {r.name: valid_summary(r) for r in sorted(pipe.path("runs").iterdir()) if (r / "metrics.jsonl").exists()}
+    rows = []
+    for task in ("gigaword", "cornell"):
+        for system in SYSTEMS:
+            run = f"{task}_{system}"
+            res = results[run]
+            if task == "gigaword":
+                s = res["rouge"]
+                score = f"ROUGE-1/2/L F1 {s['rouge1']:.2f} / {s['rouge2']:.2f} / {s['rougeL']:.2f}"
+            else:
+                s = res["ppl"]
+                score = f"PPL {s['subword_ppl']:.2f} per subword, {s['word_ppl']:.2f} per word"
+            rows.append((task, system, runs[run]["steps"], f"{runs[run]['best_valid_loss']:.3f}", score))
+    table = ["| task | system | fine-tuning steps | best valid loss | test |", "|---|---|---|---|---|"]
+    table += [f"| {' | '.join(str(c) for c in row)} |" for row in rows]
+    pre = runs.get("pretrain", {})
+    lines = [
+        "# MASS pipeline report", "",
+        f"- work folder: `{pipe.work}`", f"- config: `{pipe.config}` (+ the pipeline's options below)",
+        f"- options: `{' '.join(sys.argv[1:])}`",
+        f"- machine: {cpu_model()}, {os.cpu_count()} CPU(s), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}",
+        f"- pre-training: {pre.get('steps')} steps, best valid loss {pre.get('best_valid_loss')} "
+        f"(step {pre.get('best_valid_step')})", "",
+        *table, "",
+        "| stage | wall time (s) |", "|---|---|",
+        *[f"| {name} | {seconds:.0f} |" for name, seconds in pipe.timings.items()],
+        f"| **total** | {sum(pipe.timings.values()):.0f} |", "",
+        "Artefacts:",
+        f"- vocabulary and BPE codes: `{pipe.path('vocab')}`",
+        f"- MindRecord datasets (with manifests): `{pipe.path('data')}`",
+        f"- runs (config.json, metrics.jsonl, train.log, checkpoints/): `{pipe.path('runs')}`",
+        f"- hypotheses, scores (`*.report.json`): `{pipe.path('results')}`",
+        f"- training curves: `{pipe.path('results', 'curves.png')}`",
+        f"- stage logs: `{pipe.path('logs')}`",
+    ]
+    report = {"options": vars(args), "runs": runs, "results": results, "timings_s": pipe.timings,
+              "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform()}}
+    with atomic_open(pipe.path("report.json")) as handle:
+        json.dump(report, handle, indent=2, default=str)
+    with atomic_open(pipe.path("report.md")) as handle:
+        handle.write("\n".join(lines) + "\n")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    pipe = Pipeline(args)
+    paths = prepare_data(pipe)
+    results = run_experiment(pipe, paths)
+    text = write_report(pipe, results)
+    if not args.quiet:
+        print("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
