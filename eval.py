@@ -4,7 +4,9 @@ ROUGE (--metric rouge, or rouge_pltrdy for ModelZoo-comparable numbers): the who
 with beam search (decode_config), the hypotheses are de-BPE'd, detokenized and written one per line in
 the order of the source file to --output. They are scored against the raw reference file the test
 dataset was built from (its manifest's "sources"; a BPE'd *_bpe* file is de-BPE'd and detokenized the
-same way), or against --test_ref. PPL (--metric ppl): teacher-forced perplexity per subword and per word
+same way), or against --test_ref. With --tokenized_output hypotheses (and BPE'd references) stay
+space-separated tokens, which is right when the references are tokenized text (Gigaword).
+PPL (--metric ppl): teacher-forced perplexity per subword and per word
 (subwords merged back, </s> one word), no label smoothing. Either way a JSON report goes to
 <output>.report.json and a summary to <output>.summary.txt and stdout.
 
@@ -59,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--test_ref", default="", help="raw reference file (with --test_src, or to replace the "
                                                   "dataset's own references)")
     p.add_argument("--lowercase", action="store_true", help="lower-case raw input (if the training data was)")
+    p.add_argument("--tokenized_output", action="store_true",
+                   help="write hypotheses as tokens (BPE removed, not detokenized), to score against tokenized "
+                        "references such as Gigaword's ('do n't', '#.# percent')")
     p.add_argument("--batch_size", type=int, default=0, help="default: dataset_config.batch_size")
     p.add_argument("--interactive", action="store_true", help="read raw lines on stdin, print one output each")
     p.add_argument("--device_target", "--platform", default="CPU", choices=DEVICE_TARGETS)
@@ -171,7 +176,7 @@ def resolve_source_path(path, dataset):
     return str(beside if beside.is_file() else path)
 
 
-def read_references(path, from_bpe: bool) -> list[str]:
+def read_references(path, from_bpe: bool, detokenized=True) -> list[str]:
     """Reference lines; a BPE'd file (``*_bpe*``) is de-BPE'd and detokenized like the hypotheses."""
     require_file(path, "reference file")
     lines = [line for _, line in iter_lines(path)]
@@ -180,10 +185,10 @@ def read_references(path, from_bpe: bool) -> list[str]:
     from src.utils.dictionary import strip_bpe
     from src.utils.tokenizer import detokenize
 
-    return [detokenize(strip_bpe(line).split()) for line in lines]
+    return [detokenize(strip_bpe(line).split()) if detokenized else strip_bpe(line) for line in lines]
 
 
-def decode_all(gen, sources, batch_size) -> list[str]:
+def decode_all(gen, sources, batch_size, detokenized=True) -> list[str]:
     """Best hypothesis text per source, in source order (batches sorted by length)."""
     from src.utils.inference import batch_ids
 
@@ -191,7 +196,7 @@ def decode_all(gen, sources, batch_size) -> list[str]:
     done, start = 0, time.time()
     for chosen, padded in batch_ids(sources, batch_size):
         for i, nbest in zip(chosen, gen.hypotheses_for_ids([padded]), strict=True):
-            texts[i] = gen.ids_to_text(nbest[0].tokens)
+            texts[i] = gen.ids_to_text(nbest[0].tokens, detokenized)
         done += len(chosen)
         logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
     return texts
@@ -205,17 +210,19 @@ def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
     if not ref_path:
         raise UserError(f"{test_dataset}: its manifest names no reference file: give --test_ref")
     from_bpe = not args.test_ref and "_bpe" in Path(ref_path).name
-    references = read_references(ref_path, from_bpe)
+    detokenized = not args.tokenized_output
+    references = read_references(ref_path, from_bpe, detokenized)
     if len(references) != len(sources):
         raise UserError(f"{ref_path}: {len(references)} references for {len(sources)} test sources")
     start = time.time()
-    hypotheses = decode_all(gen, sources, gen.config.dataset_config.batch_size)
+    hypotheses = decode_all(gen, sources, gen.config.dataset_config.batch_size, detokenized)
     seconds = time.time() - start
     output = Path(args.output)
     with atomic_open(output) as handle:
         handle.writelines(h + "\n" for h in hypotheses)
     scores = rouge(hypotheses, references, tool=ROUGE_TOOLS[args.metric], stem=True)
     return {"hypotheses": str(output), "references": str(ref_path), "references_de_bpe": from_bpe,
+            "hypotheses_detokenized": detokenized,
             "pairs": len(hypotheses), "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
             "rouge": scores}

@@ -249,8 +249,9 @@ def run_experiment(pipe, paths):
                     test = ["--test_src", _head(pipe.path("tok_eval", "giga_test_src.txt"), args.test_lines),
                             "--test_ref", _head(paths["giga_test_ref"], args.test_lines), "--codes", paths["codes"],
                             "--vocab", paths["vocab"]]
+                # Gigaword references are tokenized text: hypotheses stay tokens too
                 cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "rouge",
-                              "--output", out, *[str(t) for t in test])
+                              "--tokenized_output", "--output", out, *[str(t) for t in test])
             else:
                 cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "ppl",
                               f"--test_dataset={data / 'cornell' / 'cornell_test.mindrecord'}", "--output", out)

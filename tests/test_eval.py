@@ -216,3 +216,20 @@ def test_bpe_references_are_de_bped_and_detokenized(tmp_path):
     path = write_lines(tmp_path / "ref_bpe.txt", ["japan 's ne@@ c cor@@ p. sold it ."])
     assert eval_script.read_references(path, from_bpe=True) == ["japan's nec corp. sold it."]
     assert eval_script.read_references(path, from_bpe=False) == ["japan 's ne@@ c cor@@ p. sold it ."]
+
+
+def test_tokenized_output_keeps_tokens_for_tokenized_references(setup):
+    d, ckpt, arts, _ = setup
+    gen = MassGenerator.from_files(ckpt, d / "vocab.txt", mode="pynative")
+    for word in ("do", "n't", "#.#", "percent"):
+        gen.vocab.add_symbol(word)
+    ids = [gen.vocab.index(w) for w in ("do", "n't", "#.#", "percent")]
+    # Gigaword references are tokens: "do n't" and "#.# percent" must not become "don't" / "#.#percent"
+    assert gen.ids_to_text(ids, detokenized=False) == "do n't #.# percent"
+    assert gen.ids_to_text(ids) != "do n't #.# percent"
+    out = d / "tok" / "hyps.txt"
+    assert run_eval(setup, "--output", str(out), "--tokenized_output") == 0
+    report = json.loads((d / "tok" / "hyps.txt.report.json").read_text())
+    assert report["hypotheses_detokenized"] is False
+    best = [gen.hypotheses_for_ids([gen.encode(a)[None, :]])[0][0].tokens for a in arts[:2]]
+    assert out.read_text().splitlines()[:2] == [gen.ids_to_text(t, detokenized=False) for t in best]

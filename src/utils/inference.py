@@ -122,11 +122,13 @@ class MassGenerator:
             out.extend(generate(self.model, np.asarray(src_ids), **options))
         return out
 
-    def ids_to_text(self, tokens) -> str:
-        """Generated ids -> text: cut at ``</s>``, BPE removed, detokenized."""
+    def ids_to_text(self, tokens, detokenized=True) -> str:
+        """Generated ids -> text: cut at ``</s>``, BPE removed, detokenized (or, with ``detokenized=False``,
+        left as space-separated tokens, to compare with tokenized references)."""
         from src.utils.tokenizer import detokenize
 
-        return detokenize(self.vocab.decode(tokens, strip_bpe=True).split())
+        words = self.vocab.decode(tokens, strip_bpe=True).split()
+        return detokenize(words) if detokenized else " ".join(words)
 
     # ---- raw text -----------------------------------------------------------------------------------
     def encode(self, raw: str) -> np.ndarray:
