@@ -24,4 +24,4 @@ cd "$ROOT"
 exec "$VENV/bin/python" scripts/pipeline.py --work "$WORK" --config config/small.json \
     --news "$DATA/news-en/newstest.en.dedup.txt" --gigaword "$DATA/gigaword" \
     --cornell "$DATA/cornell-movie-dialogs" --bpe_merges 10000 --max_len 64 --lr 1e-3 \
-    --pretrain_steps 3500 --finetune_steps 1500 --cornell_steps 1500 --evals 5 "$@"
+    --pretrain_steps 3500 --finetune_steps 1500 --cornell_steps 600 --evals 5 --pad_multiple 32 "$@"
