@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from src.utils.cli import run_cli  # noqa: E402
 from src.utils.errors import UserError  # noqa: E402
 from src.utils.fileio import atomic_open, require_dir, require_file  # noqa: E402
+from src.utils.loss_monitor import read_metrics  # noqa: E402
 
 GIGAWORD_FILES = {  # harvardnlp sumdata layout -> our names
     "train_src": "sumdata/train/train.article.txt",
@@ -115,10 +116,10 @@ class Pipeline:
         for folder in fresh:
             shutil.rmtree(folder, ignore_errors=True)
         log = self.path("logs", f"{name}.log")
+        commands = [[str(c) for c in cmd] for cmd in commands]
         start = time.time()
         with open(log, "w", encoding="utf-8") as out:
             for cmd in commands:
-                cmd = [str(c) for c in cmd]
                 out.write("$ " + " ".join(cmd) + "\n")
                 out.flush()
                 rc = subprocess.run(cmd, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT).returncode
@@ -130,7 +131,7 @@ class Pipeline:
         seconds = time.time() - start
         self.timings[name] = seconds
         with atomic_open(marker) as handle:
-            json.dump({"seconds": seconds, "commands": [[str(c) for c in cmd] for cmd in commands]}, handle)
+            json.dump({"seconds": seconds, "commands": commands}, handle)
         print(f" {seconds:.0f} s", flush=True)
 
     def py(self, script, *args):
@@ -276,7 +277,7 @@ def _head(path, lines):
 
 def valid_summary(run_dir):
     """(best validation loss, its step, training steps, last training loss) of a run's metrics.jsonl."""
-    records = [json.loads(line) for line in open(Path(run_dir) / "metrics.jsonl", encoding="utf-8") if line.strip()]
+    records = read_metrics(Path(run_dir) / "metrics.jsonl")
     valid = [r for r in records if r.get("valid_loss") is not None]
     train = [r for r in records if "loss" in r]
     best = min(valid, key=lambda r: r["valid_loss"]) if valid else {}

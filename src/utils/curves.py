@@ -1,35 +1,25 @@
 """Training curves from ``metrics.jsonl``: the series (pure) and their plot (matplotlib, PNG)."""
 
-import json
 from pathlib import Path
 
-from src.utils.errors import UserError, where
-from src.utils.fileio import atomic_path, require_file
+from src.utils.errors import UserError
+from src.utils.fileio import atomic_path
+from src.utils.loss_monitor import read_metrics
 
 
 def read_curves(metrics_path) -> dict:
     """``{phase: {"train": [(step, loss)], "valid": [(step, valid_loss)]}}`` of one run.
 
-    A line that is not a JSON object is a UserError naming the file and line; a record without a loss
-    (or with a non-finite one, stored as null) is skipped.
+    A malformed line is a UserError naming the file and line (:func:`read_metrics`); a record without a
+    loss (or with a non-finite one, stored as null) is skipped.
     """
-    path = require_file(metrics_path, "metrics file")
     curves = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where(path, line_no)}: not a JSON record ({exc.msg})") from None
-            if not isinstance(record, dict) or "step" not in record:
-                raise UserError(f"{where(path, line_no)}: expected a JSON object with a 'step'")
-            series = curves.setdefault(record.get("phase", "train"), {"train": [], "valid": []})
-            if record.get("loss") is not None:
-                series["train"].append((record["step"], record["loss"]))
-            if record.get("valid_loss") is not None:
-                series["valid"].append((record["step"], record["valid_loss"]))
+    for record in read_metrics(metrics_path):
+        series = curves.setdefault(record.get("phase", "train"), {"train": [], "valid": []})
+        if record.get("loss") is not None:
+            series["train"].append((record["step"], record["loss"]))
+        if record.get("valid_loss") is not None:
+            series["valid"].append((record["step"], record["valid_loss"]))
     return curves
 
 
