@@ -10,6 +10,10 @@
 # (for that see docs/RESULTS.md and scripts/run_experiment.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 WORK="${1:-runs/demo}"
 shift || true
 source "$ROOT/scripts/setup_venv.sh"

@@ -10,6 +10,10 @@
 # interrupted run continues where it stopped when started again (finished stages are skipped).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 DATA="${MASS_SHARED_DATA:-$ROOT/../shared/data}"
 WORK="${1:-runs/experiment}"
 shift || true
