@@ -96,7 +96,7 @@ class ModelConfig:
     max_position_embeddings: int = 64
     initializer_range: float = 0.0  # std of the embedding init; 0 means hidden_size ** -0.5
     compute_type: Literal["auto", "float32", "float16"] = "auto"  # auto: float32 on CPU, float16 elsewhere
-    hide_masked_source_from_decoder: bool = False  # cross-attention ignores <mask> source positions
+    hide_masked_source_from_decoder: bool = True  # cross-attention ignores <mask> source positions (MASS)
     label_smoothing: float = 0.1
 
     def __post_init__(self):

@@ -78,6 +78,8 @@ def parse_args(argv=None):
                    help="decode only the first N Gigaword test lines (0: all; a quick look, not a result)")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--force", action="store_true", help="redo every stage, even those already done")
+    p.add_argument("--stop_after", default="", metavar="STAGE",
+                   help="stop once this stage is done (e.g. datasets, pretrain); later stages are not run")
     p.add_argument("--quiet", action="store_true", help="print stage names only, no table")
     args = p.parse_args(argv)
     args.cornell_steps = args.cornell_steps or args.finetune_steps
@@ -85,6 +87,10 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     return args
+
+
+class StopAfter(Exception):
+    """Raised once the stage named by --stop_after is done."""
 
 
 class Pipeline:
@@ -111,6 +117,7 @@ class Pipeline:
         if marker.exists() and not self.args.force:
             self.timings[name] = json.loads(marker.read_text())["seconds"]
             print(f"[{name}] done before ({self.timings[name]:.0f} s), skipped", flush=True)
+            self._maybe_stop(name)
             return
         print(f"[{name}] ...", end="", flush=True)
         for folder in fresh:
@@ -133,6 +140,11 @@ class Pipeline:
         with atomic_open(marker) as handle:
             json.dump({"seconds": seconds, "commands": commands}, handle)
         print(f" {seconds:.0f} s", flush=True)
+        self._maybe_stop(name)
+
+    def _maybe_stop(self, name):
+        if self.args.stop_after == name:
+            raise StopAfter(name)
 
     def py(self, script, *args):
         return [sys.executable, str(REPO / script), *args]
@@ -347,8 +359,12 @@ def write_report(pipe, results):
 def main(argv=None):
     args = parse_args(argv)
     pipe = Pipeline(args)
-    paths = prepare_data(pipe)
-    results = run_experiment(pipe, paths)
+    try:
+        paths = prepare_data(pipe)
+        results = run_experiment(pipe, paths)
+    except StopAfter as done:
+        print(f"stopped after stage {done} (--stop_after)")
+        return 0
     text = write_report(pipe, results)
     if not args.quiet:
         print("\n" + text)
