@@ -225,7 +225,18 @@ def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
             "hypotheses_detokenized": detokenized,
             "pairs": len(hypotheses), "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
-            "rouge": scores}
+            "rouge": scores, "copy": copy_report(gen, sources, hypotheses, references)}
+
+
+def copy_report(gen, sources, hypotheses, references) -> dict:
+    """Copy rates (share of words found in the source, src/utils/copy_rate.py) and average lengths of the
+    hypotheses and the references; the source words are the model's input tokens, BPE removed."""
+    from src.utils.copy_rate import copy_rate, mean_words
+
+    source_words = [gen.vocab.decode(ids, strip_bpe=True) for ids in sources]
+    return {"hypothesis_copy_rate": copy_rate(hypotheses, source_words),
+            "reference_copy_rate": copy_rate(references, source_words),
+            "hypothesis_words": mean_words(hypotheses), "reference_words": mean_words(references)}
 
 
 # ---- perplexity -------------------------------------------------------------------------------------------
@@ -272,6 +283,11 @@ def summary_table(report: dict) -> str:
                  ("ROUGE-1 F1", f"{r['rouge1']:.2f}"), ("ROUGE-2 F1", f"{r['rouge2']:.2f}"),
                  ("ROUGE-L F1", f"{r['rougeL']:.2f}"), ("empty hypotheses", r["empty_hypotheses"]),
                  ("options", json.dumps(r["options"], sort_keys=True))]
+    if "copy" in report:
+        c = report["copy"]
+        rows += [("copy rate (hypotheses / references)",
+                  f"{c['hypothesis_copy_rate']:.3f} / {c['reference_copy_rate']:.3f}"),
+                 ("words (hypotheses / references)", f"{c['hypothesis_words']:.2f} / {c['reference_words']:.2f}")]
     if "ppl" in report:
         p = report["ppl"]
         rows += [("subword tokens", p["subword_tokens"]), ("words", p["words"]),

@@ -80,6 +80,8 @@ class Run:
     max_steps: int
     stop_requested: bool = False
     nll_fn: object = None  # compiled validation function, built on first use
+    rouge_validator: object = None  # the phase's RougeValidator when best_by is rouge (pair data)
+    best_by: str = "loss"  # what chose the phase's best checkpoint
 
 
 def main(argv=None):
@@ -108,7 +110,7 @@ def main(argv=None):
                 net.compute_dtype, group_size)
     resume = _resume_state(args.resume, ckpt_dir, cfg)
     if cfg.checkpoint_options.existed_ckpt and resume is None:
-        load_model_weights(net, cfg.checkpoint_options.existed_ckpt)
+        load_model_weights(net, cfg.checkpoint_options.existed_ckpt, cfg.checkpoint_options.existed_ckpt_skip)
     run = Run(cfg, net, run_dir, ckpt_dir, rank, group_size,
               MetricsWriter(run_dir / "metrics.jsonl", enabled=rank == 0), args.max_steps)
     _install_stop_handler(run)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -187,12 +188,25 @@ class CheckpointOptions:
     ckpt_path: str = "checkpoints"
     log_every_steps: int = 100
     eval_every_steps: int = 2500  # 0: validate only at the end of each epoch
+    # regular expressions (re.search) over parameter names: the matching parameters keep their fresh
+    # initialisation when existed_ckpt is loaded, e.g. ["^decoder_layers\\.", "^decoder_norm\\."] transfers
+    # the encoder and the embeddings only
+    existed_ckpt_skip: tuple[str, ...] = ()
+    # what chooses <prefix>_best.ckpt: the validation loss, or (pair data) the mean ROUGE-1/2/L F1 of the
+    # beam-search outputs for the first valid_rouge_lines validation pairs (references: their target ids)
+    best_by: Literal["loss", "rouge"] = "loss"
+    valid_rouge_lines: int = 300
 
     def __post_init__(self):
-        for key in ("save_ckpt_steps", "keep_ckpt_max", "log_every_steps"):
+        for key in ("save_ckpt_steps", "keep_ckpt_max", "log_every_steps", "valid_rouge_lines"):
             _require(getattr(self, key) > 0, f"checkpoint_options.{key}", "must be positive")
         _require(self.eval_every_steps >= 0, "checkpoint_options.eval_every_steps", "must be >= 0")
         _require(bool(self.ckpt_prefix), "checkpoint_options.ckpt_prefix", "must not be empty")
+        for i, pattern in enumerate(self.existed_ckpt_skip):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                _fail(f"checkpoint_options.existed_ckpt_skip[{i}]", f"not a regular expression ({exc})")
 
 
 @dataclasses.dataclass(frozen=True)

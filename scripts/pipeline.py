@@ -25,6 +25,7 @@ Examples:
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -51,6 +52,14 @@ GIGAWORD_FILES = {  # harvardnlp sumdata layout -> our names
     "test_ref": "Giga/task1_ref0.txt",
 }
 SYSTEMS = ("mass", "scratch")
+# --transfer: parameter-name patterns that keep their fresh initialisation (checkpoint_options.existed_ckpt_skip)
+TRANSFER = {
+    "full": (),
+    "encoder": (r"^decoder_layers\.", r"^decoder_norm\."),  # encoder and the (tied) embeddings
+    "embeddings": (r"^encoder_layers\.", r"^encoder_norm\.", r"^decoder_layers\.", r"^decoder_norm\."),
+    "no_embeddings": (r"^embedding\.",),
+    "no_cross_attention": (r"\.cross_attention\.", r"\.cross_norm\."),
+}
 
 
 def parse_args(argv=None):
@@ -67,12 +76,35 @@ def parse_args(argv=None):
     p.add_argument("--finetune_steps", type=int, default=500, help="Gigaword fine-tuning steps (each system)")
     p.add_argument("--cornell_steps", type=int, default=0, help="Cornell fine-tuning steps (default: finetune_steps)")
     p.add_argument("--evals", type=int, default=5, help="validations (and checkpoints) per training phase")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate of every phase (default: the config's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate of pre-training, and of fine-tuning unless given below "
+                        "(default: the config's)")
+    p.add_argument("--finetune_lr", type=float, default=None,
+                   help="peak learning rate of fine-tuning from the pre-trained model (default: --lr)")
+    p.add_argument("--scratch_lr", type=float, default=None,
+                   help="peak learning rate of training from scratch (default: --finetune_lr)")
+    p.add_argument("--finetune_warmup", type=float, default=None,
+                   help="warm-up of the fine-tuning phases, as a share of their steps (default: --warmup)")
+    p.add_argument("--finetune_dropout", type=float, default=None,
+                   help="hidden and attention dropout of the fine-tuning phases (default: the config's)")
+    p.add_argument("--transfer", default="full", choices=sorted(TRANSFER),
+                   help="what the MASS systems take from the pre-trained model; the rest starts from the "
+                        "fresh initialisation (default: full)")
+    p.add_argument("--select_by", default="rouge", choices=("rouge", "loss"),
+                   help="Gigaword checkpoint selection: ROUGE on --valid_rouge_lines validation pairs, or the "
+                        "validation loss (Cornell: always the loss)")
+    p.add_argument("--valid_rouge_lines", type=int, default=300,
+                   help="validation pairs decoded at each Gigaword validation (--select_by rouge)")
     p.add_argument("--pad_multiple", type=int, default=0,
                    help="pad batches to a multiple of this (fewer shapes to compile; default: the config's)")
     p.add_argument("--train_option", action="append", default=[], metavar="--SECTION.KEY=VALUE",
                    help="config override for every training phase (repeatable), e.g. "
                         "--train_option=--dataset_config.batch_size=64")
+    p.add_argument("--pretrain_option", action="append", default=[], metavar="--SECTION.KEY=VALUE",
+                   help="config override for pre-training only (repeatable), e.g. "
+                        "--pretrain_option=--mask_config.replace_probs=[0.6,0.1,0.3]")
+    p.add_argument("--finetune_option", action="append", default=[], metavar="--SECTION.KEY=VALUE",
+                   help="config override for the fine-tuning phases only, MASS and scratch (repeatable)")
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up, as a share of each phase's steps")
     p.add_argument("--test_lines", type=int, default=0,
                    help="decode only the first N Gigaword test lines (0: all; a quick look, not a result)")
@@ -83,6 +115,9 @@ def parse_args(argv=None):
     p.add_argument("--quiet", action="store_true", help="print stage names only, no table")
     args = p.parse_args(argv)
     args.cornell_steps = args.cornell_steps or args.finetune_steps
+    args.finetune_lr = args.finetune_lr or args.lr
+    args.scratch_lr = args.scratch_lr or args.finetune_lr
+    args.finetune_warmup = args.warmup if args.finetune_warmup is None else args.finetune_warmup
     for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -104,26 +139,36 @@ class Pipeline:
             (self.work / sub).mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONPATH": str(REPO)}
         self.timings = {}
+        self.fingerprints = {}
 
     def path(self, *parts) -> Path:
         return self.work.joinpath(*parts)
 
-    def stage(self, name, commands, fresh=()):
+    def stage(self, name, commands, fresh=(), after=()):
         """Run ``commands`` (lists of arguments) unless the stage is done; record the wall time.
 
-        The folders ``fresh`` are removed first, so that a re-run never mixes with an older one.
+        A stage is done when its marker holds the same fingerprint: a hash of its commands (the Python
+        executable left out) and of the fingerprints of the stages named in ``after``, whose outputs it
+        reads. So changing an option, or redoing an earlier stage, redoes this one. The folders
+        ``fresh`` are removed first, so that a re-run never mixes with an older one.
         """
         marker = self.path("stages", f"{name}.json")
-        if marker.exists() and not self.args.force:
-            self.timings[name] = json.loads(marker.read_text())["seconds"]
+        commands = [[str(c) for c in cmd] for cmd in commands]
+        fingerprint = self.fingerprint(commands, after)
+        done = json.loads(marker.read_text()) if marker.exists() else None
+        if done and not self.args.force and done.get("fingerprint") == fingerprint:
+            self.timings[name] = done["seconds"]
+            self.fingerprints[name] = fingerprint
             print(f"[{name}] done before ({self.timings[name]:.0f} s), skipped", flush=True)
             self._maybe_stop(name)
             return
+        if done and not self.args.force:
+            print(f"[{name}] options or inputs changed since it ran: redoing", flush=True)
         print(f"[{name}] ...", end="", flush=True)
+        marker.unlink(missing_ok=True)
         for folder in fresh:
             shutil.rmtree(folder, ignore_errors=True)
         log = self.path("logs", f"{name}.log")
-        commands = [[str(c) for c in cmd] for cmd in commands]
         start = time.time()
         with open(log, "w", encoding="utf-8") as out:
             for cmd in commands:
@@ -138,9 +183,18 @@ class Pipeline:
         seconds = time.time() - start
         self.timings[name] = seconds
         with atomic_open(marker) as handle:
-            json.dump({"seconds": seconds, "commands": commands}, handle)
+            json.dump({"seconds": seconds, "commands": commands, "fingerprint": fingerprint}, handle)
+        self.fingerprints[name] = fingerprint
         print(f" {seconds:.0f} s", flush=True)
         self._maybe_stop(name)
+
+    def fingerprint(self, commands, after) -> str:
+        missing = [a for a in after if a not in self.fingerprints]
+        if missing:  # pragma: no cover - a pipeline wiring error
+            raise RuntimeError(f"stages {missing} must run first")
+        text = json.dumps([[cmd[1:] if cmd and cmd[0] == sys.executable else cmd for cmd in commands],
+                           [self.fingerprints[a] for a in after]])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _maybe_stop(self, name):
         if self.args.stop_after == name:
@@ -150,13 +204,16 @@ class Pipeline:
         return [sys.executable, str(REPO / script), *args]
 
 
-def train_command(pipe, run, steps, overrides):
-    """train.py for one phase of ``steps`` optimizer steps, ``--evals`` validations and checkpoints."""
+def train_command(pipe, run, steps, overrides, lr=None, warmup=None, phase_options=()):
+    """train.py for one phase of ``steps`` optimizer steps, ``--evals`` validations and checkpoints,
+    peak learning rate ``lr`` (None: the config's) and ``warmup`` (share of the steps; None: --warmup);
+    ``phase_options`` come after --train_option, ``overrides`` last."""
     args = pipe.args
     every = max(1, steps // args.evals)
+    warmup = args.warmup if warmup is None else warmup
     options = [
         f"--learn_rate_config.decay_steps={steps}",
-        f"--learn_rate_config.warmup_steps={max(1, int(steps * args.warmup))}",
+        f"--learn_rate_config.warmup_steps={max(1, int(steps * warmup))}",
         f"--checkpoint_options.save_ckpt_steps={every}",
         f"--checkpoint_options.eval_every_steps={every}",
         f"--checkpoint_options.log_every_steps={max(1, min(50, every // 4))}",
@@ -164,13 +221,34 @@ def train_command(pipe, run, steps, overrides):
         "--dataset_config.epochs=100000",
         f"--dataset_config.max_len={args.max_len}",
     ]
-    if args.lr:
-        options.append(f"--learn_rate_config.lr={args.lr}")
+    if lr:
+        options.append(f"--learn_rate_config.lr={lr}")
     if args.pad_multiple:
         options.append(f"--dataset_config.pad_multiple={args.pad_multiple}")
-    options += args.train_option
+    options += [*args.train_option, *phase_options]
     return pipe.py("train.py", "--config", pipe.config, "--output", pipe.path("runs", run),
                    "--max_steps", str(steps), *options, *overrides)
+
+
+def finetune_command(pipe, task, system, steps, train, valid, pretrained):
+    """train.py for one fine-tuning run: the task's pairs, the system's start and learning rate, the
+    fine-tuning recipe (warm-up, dropout, --finetune_option) and the checkpoint selection."""
+    args = pipe.args
+    options = [f"--dataset_config.fine_tune_dataset={train}", f"--dataset_config.valid_dataset={valid}"]
+    if system == "mass":
+        options.append(f"--checkpoint_options.existed_ckpt={pretrained}")
+        if TRANSFER[args.transfer]:
+            options.append("--checkpoint_options.existed_ckpt_skip=" + json.dumps(list(TRANSFER[args.transfer])))
+    if task == "gigaword" and args.select_by == "rouge":
+        options += ["--checkpoint_options.best_by=rouge",
+                    f"--checkpoint_options.valid_rouge_lines={args.valid_rouge_lines}"]
+    recipe = list(args.finetune_option)
+    if args.finetune_dropout is not None:
+        recipe = [f"--model_config.hidden_dropout_prob={args.finetune_dropout}",
+                  f"--model_config.attention_dropout_prob={args.finetune_dropout}", *recipe]
+    lr = args.finetune_lr if system == "mass" else args.scratch_lr
+    return train_command(pipe, f"{task}_{system}", steps, options, lr=lr, warmup=args.finetune_warmup,
+                         phase_options=recipe)
 
 
 def best_checkpoint(pipe, run, phase):
@@ -209,7 +287,7 @@ def prepare_data(pipe):
                 "--vocab_path", vocab, "--processes", procs),
         pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok_eval, "--output_folder", bpe_eval,
                 "--existed_vocab", vocab, "--processes", procs),
-    ])
+    ], after=["tokenize"])
     mono.mkdir(parents=True, exist_ok=True)
     for f in mono.glob("*.txt"):
         f.unlink()
@@ -228,7 +306,7 @@ def prepare_data(pipe):
                 "--processes", procs),
         pipe.py("cornell_dialog.py", "--raw_folder", cornell, "--output_folder", data / "cornell", "--codes", codes,
                 "--existed_vocab", vocab, "--max_len", length, "--max_tgt_len", length, "--processes", procs, *case),
-    ])
+    ], after=["bpe"])
     return {"giga_test_ref": giga_files["test_ref"], "data": data, "vocab": vocab, "codes": codes}
 
 
@@ -238,8 +316,8 @@ def run_experiment(pipe, paths):
     pre_name = f"news_crawl_len_{args.max_len}"
     pipe.stage("pretrain", [train_command(pipe, "pretrain", args.pretrain_steps, [
         f"--dataset_config.pre_train_dataset={data / (pre_name + '.mindrecord')}",
-        f"--dataset_config.valid_dataset={data / (pre_name + '_valid.mindrecord')}"])],
-               fresh=[pipe.path("runs", "pretrain")])
+        f"--dataset_config.valid_dataset={data / (pre_name + '_valid.mindrecord')}"], lr=args.lr,
+        phase_options=args.pretrain_option)], fresh=[pipe.path("runs", "pretrain")], after=["datasets"])
     pretrained = best_checkpoint(pipe, "pretrain", "pretrain")
     tasks = {
         "gigaword": (args.finetune_steps, data / "gigaword_train.mindrecord", data / "gigaword_valid.mindrecord"),
@@ -251,10 +329,9 @@ def run_experiment(pipe, paths):
     for task, (steps, train, valid) in tasks.items():
         for system in SYSTEMS:
             run = f"{task}_{system}"
-            init = [f"--checkpoint_options.existed_ckpt={pretrained}"] if system == "mass" else []
-            pipe.stage(run, [train_command(pipe, run, steps, [
-                f"--dataset_config.fine_tune_dataset={train}", f"--dataset_config.valid_dataset={valid}", *init])],
-                       fresh=[pipe.path("runs", run)])
+            upstream = ["datasets", "pretrain"] if system == "mass" else ["datasets"]
+            pipe.stage(run, [finetune_command(pipe, task, system, steps, train, valid, pretrained)],
+                       fresh=[pipe.path("runs", run)], after=upstream)
             out = pipe.path("results", f"{run}.txt")
             if task == "gigaword":
                 test = [f"--test_dataset={data / 'gigaword_test.mindrecord'}", "--test_ref", paths["giga_test_ref"]]
@@ -268,11 +345,11 @@ def run_experiment(pipe, paths):
             else:
                 cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "ppl",
                               f"--test_dataset={data / 'cornell' / 'cornell_test.mindrecord'}", "--output", out)
-            pipe.stage(f"{run}_test", [cmd])
+            pipe.stage(f"{run}_test", [cmd], after=[run])
             results[run] = json.loads(Path(f"{out}.report.json").read_text())
+    runs = ["pretrain", *[f"{t}_{s}" for t in tasks for s in SYSTEMS]]
     pipe.stage("curves", [pipe.py("scripts/plot_curves.py", "--output", pipe.path("results", "curves.png"),
-                                  *[pipe.path("runs", r) for r in ("pretrain", *[f"{t}_{s}" for t in tasks
-                                                                              for s in SYSTEMS])])])
+                                  *[pipe.path("runs", r) for r in runs])], after=runs)
     return results
 
 
@@ -288,14 +365,22 @@ def _head(path, lines):
 
 
 def valid_summary(run_dir):
-    """(best validation loss, its step, training steps, last training loss) of a run's metrics.jsonl."""
+    """Best validation loss and its step, best validation ROUGE (when decoded) and its step, the step
+    that chose the best checkpoint, training steps and last training loss, from a run's metrics.jsonl."""
     records = read_metrics(Path(run_dir) / "metrics.jsonl")
     valid = [r for r in records if r.get("valid_loss") is not None]
     train = [r for r in records if "loss" in r]
     best = min(valid, key=lambda r: r["valid_loss"]) if valid else {}
-    return {"best_valid_loss": best.get("valid_loss"), "best_valid_step": best.get("step"),
-            "best_valid_ppl": best.get("valid_ppl"), "steps": max((r["step"] for r in records), default=0),
-            "last_train_loss": train[-1]["loss"] if train else None}
+    summary = {"best_valid_loss": best.get("valid_loss"), "best_valid_step": best.get("step"),
+               "best_valid_ppl": best.get("valid_ppl"), "steps": max((r["step"] for r in records), default=0),
+               "last_train_loss": train[-1]["loss"] if train else None, "selected_step": best.get("step")}
+    decoded = [r for r in valid if "valid_rouge" in r]
+    if decoded:
+        top = max(decoded, key=lambda r: (r["valid_rouge"], -r["step"]))  # the trainer keeps the first best
+        summary.update(selected_step=top["step"], valid_rouge={k: top[f"valid_{k}"] for k in
+                                                              ("rouge1", "rouge2", "rougeL")},
+                       valid_copy_rate=top["valid_copy_rate"], valid_ref_copy_rate=top["valid_ref_copy_rate"])
+    return summary
 
 
 def cpu_model() -> str:
@@ -309,6 +394,24 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def _num(value, digits=3):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _selection(args) -> str:
+    if args.select_by == "rouge":
+        return f"mean ROUGE-1/2/L on the first {args.valid_rouge_lines} validation pairs"
+    return "validation loss"
+
+
+def final_results(pipe, results) -> dict:
+    """The headline numbers in the layout of docs/results.json."""
+    giga = {s: {k: results[f"gigaword_{s}"]["rouge"][k] for k in ("rouge1", "rouge2", "rougeL")} for s in SYSTEMS}
+    cornell = {s: {"ppl": results[f"cornell_{s}"]["ppl"]["subword_ppl"]} for s in SYSTEMS}
+    return {"gigaword": giga, "cornell": cornell, "cpu": cpu_model(),
+            "wall_seconds": round(sum(pipe.timings.values()), 1)}
+
+
 def write_report(pipe, results):
     args = pipe.args
     runs = {r.name: valid_summary(r) for r in sorted(pipe.path("runs").iterdir()) if (r / "metrics.jsonl").exists()}
@@ -318,13 +421,17 @@ def write_report(pipe, results):
             run = f"{task}_{system}"
             res = results[run]
             if task == "gigaword":
-                s = res["rouge"]
-                score = f"ROUGE-1/2/L F1 {s['rouge1']:.2f} / {s['rouge2']:.2f} / {s['rougeL']:.2f}"
+                s, c = res["rouge"], res["copy"]
+                score = (f"ROUGE-1/2/L F1 {s['rouge1']:.2f} / {s['rouge2']:.2f} / {s['rougeL']:.2f}, copy rate "
+                         f"{c['hypothesis_copy_rate']:.2f} (references {c['reference_copy_rate']:.2f})")
             else:
                 s = res["ppl"]
                 score = f"PPL {s['subword_ppl']:.2f} per subword, {s['word_ppl']:.2f} per word"
-            rows.append((task, system, runs[run]["steps"], f"{runs[run]['best_valid_loss']:.3f}", score))
-    table = ["| task | system | fine-tuning steps | best valid loss | test |", "|---|---|---|---|---|"]
+            summary = runs[run]
+            rows.append((task, system, summary["steps"], summary["selected_step"],
+                         f"{summary['best_valid_loss']:.3f}", score))
+    table = ["| task | system | fine-tuning steps | selected step | best valid loss | test |",
+             "|---|---|---|---|---|---|"]
     table += [f"| {' | '.join(str(c) for c in row)} |" for row in rows]
     pre = runs.get("pretrain", {})
     lines = [
@@ -333,8 +440,9 @@ def write_report(pipe, results):
         f"- options: `{' '.join(sys.argv[1:])}`",
         f"- machine: {cpu_model()}, {os.cpu_count()} CPU(s), {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",
-        f"- pre-training: {pre.get('steps')} steps, best valid loss {pre.get('best_valid_loss')} "
-        f"(step {pre.get('best_valid_step')})", "",
+        f"- pre-training: {pre.get('steps')} steps, best valid loss {_num(pre.get('best_valid_loss'))} "
+        f"(step {pre.get('best_valid_step')})",
+        f"- checkpoint selection: Gigaword by {_selection(args)}, Cornell by validation loss", "",
         *table, "",
         "| stage | wall time (s) |", "|---|---|",
         *[f"| {name} | {seconds:.0f} |" for name, seconds in pipe.timings.items()],
@@ -343,7 +451,8 @@ def write_report(pipe, results):
         f"- vocabulary and BPE codes: `{pipe.path('vocab')}`",
         f"- MindRecord datasets (with manifests): `{pipe.path('data')}`",
         f"- runs (config.json, metrics.jsonl, train.log, checkpoints/): `{pipe.path('runs')}`",
-        f"- hypotheses, scores (`*.report.json`): `{pipe.path('results')}`",
+        f"- hypotheses, scores (`*.report.json`): `{pipe.path('results')}`; headline numbers: "
+        f"`{pipe.path('results.json')}`",
         f"- training curves: `{pipe.path('results', 'curves.png')}`",
         f"- stage logs: `{pipe.path('logs')}`",
     ]
@@ -351,6 +460,9 @@ def write_report(pipe, results):
               "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform()}}
     with atomic_open(pipe.path("report.json")) as handle:
         json.dump(report, handle, indent=2, default=str)
+    with atomic_open(pipe.path("results.json")) as handle:
+        json.dump(final_results(pipe, results), handle, indent=2)
+        handle.write("\n")
     with atomic_open(pipe.path("report.md")) as handle:
         handle.write("\n".join(lines) + "\n")
     return "\n".join(lines)

@@ -179,3 +179,18 @@ def test_resolve_compute_type():
     assert resolve_compute_type("auto", "GPU") == "float16"
     assert resolve_compute_type("auto", "Ascend") == "float16"
     assert resolve_compute_type("float32", "GPU") == "float32"
+
+
+@pytest.mark.parametrize("name", ["config", "small", "tiny", "paper"])
+def test_every_shipped_config_hides_masked_source_positions_as_the_paper_does(name):
+    assert MassConfig.from_json(CONFIG_DIR / f"{name}.json").model_config.hide_masked_source_from_decoder
+    assert MassConfig().model_config.hide_masked_source_from_decoder
+
+
+def test_existed_ckpt_skip_patterns_are_checked():
+    cfg = MassConfig().override(['--checkpoint_options.existed_ckpt_skip=["^decoder_layers\\\\."]'])
+    assert cfg.checkpoint_options.existed_ckpt_skip == ("^decoder_layers\\.",)
+    with pytest.raises(UserError, match=r"existed_ckpt_skip\[0\]: not a regular expression"):
+        MassConfig().override(['--checkpoint_options.existed_ckpt_skip=["(unclosed"]'])
+    with pytest.raises(UserError, match="best_by"):
+        MassConfig().override(["--checkpoint_options.best_by=bleu"])

@@ -75,6 +75,15 @@ def test_report_numbers_in_range(demo):
     assert "existed_ckpt" not in (work / "stages" / "gigaword_scratch.json").read_text()
     assert "| gigaword | mass | 20 |" in stdout and "curves.png" in stdout
     assert set(report["timings_s"]) >= {"tokenize", "bpe", "datasets", "pretrain", "curves"}
+    # Gigaword checkpoints are chosen by validation ROUGE; the copy rates are reported
+    giga = report["runs"]["gigaword_mass"]
+    assert giga["selected_step"] == 20 and 0.0 <= giga["valid_rouge"]["rouge1"] <= 100.0
+    copy = report["results"]["gigaword_mass"]["copy"]
+    assert 0.0 <= copy["hypothesis_copy_rate"] <= 1.0 and 0.0 < copy["reference_copy_rate"] <= 1.0
+    headline = json.loads((work / "results.json").read_text())
+    assert headline["gigaword"]["mass"]["rouge1"] == report["results"]["gigaword_mass"]["rouge"]["rouge1"]
+    assert headline["cornell"]["scratch"]["ppl"] == report["results"]["cornell_scratch"]["ppl"]["subword_ppl"]
+    assert headline["wall_seconds"] > 0 and headline["cpu"]
 
 
 def test_second_run_skips_finished_stages(demo):
@@ -84,6 +93,17 @@ def test_second_run_skips_finished_stages(demo):
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.count("skipped") == 13 and "..." not in again.stdout
     assert json.loads((work / "report.json").read_text())["results"] == json.loads(before)["results"]
+
+
+def test_a_changed_option_redoes_exactly_the_stages_it_reaches(demo):
+    work, _ = demo
+    again = pipeline(work, "--quiet", "--scratch_lr", "2e-3")
+    assert again.returncode == 0, again.stderr[-2000:]
+    redone = sorted(line.split("]")[0].strip("[") for line in again.stdout.splitlines() if "redoing" in line)
+    assert redone == ["cornell_scratch", "cornell_scratch_test", "curves", "gigaword_scratch", "gigaword_scratch_test"]
+    assert again.stdout.count("skipped") == 8
+    config = json.loads((work / "runs" / "gigaword_scratch" / "config.json").read_text())
+    assert config["learn_rate_config"]["lr"] == 2e-3
 
 
 def test_bad_input_is_a_clear_error(tmp_path):

@@ -233,3 +233,17 @@ def test_tokenized_output_keeps_tokens_for_tokenized_references(setup):
     assert report["hypotheses_detokenized"] is False
     best = [gen.hypotheses_for_ids([gen.encode(a)[None, :]])[0][0].tokens for a in arts[:2]]
     assert out.read_text().splitlines()[:2] == [gen.ids_to_text(t, detokenized=False) for t in best]
+
+
+def test_eval_report_has_the_copy_rates_of_hypotheses_and_references(setup):
+    from src.utils.copy_rate import copy_rate
+
+    d, _, arts, titles = setup
+    out = d / "copy" / "hyps.txt"
+    assert run_eval(setup, "--output", str(out), "--tokenized_output") == 0
+    report = json.loads((d / "copy" / "hyps.txt.report.json").read_text())
+    hyps = out.read_text(encoding="utf-8").split("\n")[:-1]
+    copy = report["copy"]
+    assert copy["hypothesis_copy_rate"] == pytest.approx(copy_rate(hyps, arts))
+    assert copy["reference_copy_rate"] == pytest.approx(copy_rate(titles, arts))
+    assert copy["reference_words"] == pytest.approx(sum(len(t.split()) for t in titles) / len(titles))

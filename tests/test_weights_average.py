@@ -1,5 +1,7 @@
 """Checkpoint averaging (src/utils/average.py, weights_average.py) and MindIR export (export.py)."""
 
+import re
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -146,6 +148,20 @@ def test_optimizer_entries_do_not_count_as_a_key_mismatch(tmp_path):
     write_ckpt(tmp_path / "a.ckpt", {"x": np.ones(2, np.float32), "moment1.x": np.ones(2, np.float32)})
     write_ckpt(tmp_path / "b.ckpt", {"x": np.ones(2, np.float32), "moments.x": np.ones(2, np.float32)})
     assert set(average_checkpoints([tmp_path / "a.ckpt", tmp_path / "b.ckpt"])) == {"x"}
+
+
+@pytest.mark.parametrize("skip", [(r"^decoder_layers\.", r"^decoder_norm\."), (r"\.cross_attention\.",)])
+def test_skipped_parameters_keep_their_fresh_values(model, tmp_path, skip):
+    fresh = {p.name: p.asnumpy().copy() for p in model.get_parameters()}
+    trained = random_params(model, 5)
+    path = save_npz(tmp_path / "trained", trained)
+    assert load_model_weights(model, path, skip=skip) == []
+    skipped = [n for n in fresh if any(re.search(s, n) for s in skip)]
+    assert skipped and len(skipped) < len(fresh)
+    for p in model.get_parameters():
+        np.testing.assert_array_equal(p.asnumpy(), fresh[p.name] if p.name in skipped else trained[p.name])
+    with pytest.raises(UserError, match="matches no model parameter"):
+        load_model_weights(model, path, skip=("^nothing$",))
 
 
 def test_npz_loads_back_into_the_model_with_nothing_missing(model, tmp_path):

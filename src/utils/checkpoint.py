@@ -18,7 +18,8 @@ from src.utils.fileio import fsync_replace, temporary_path_for
 
 logger = logging.getLogger(__name__)
 
-STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss", "best_valid_loss")
+STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss", "best_valid_loss",
+              "valid_rouge", "best_valid_rouge")
 STEP_RE = re.compile(r"_step(\d+)\.ckpt$")
 
 
@@ -75,7 +76,7 @@ def step_checkpoints(folder, prefix) -> list[Path]:
 
 class CheckpointManager:
     """Save ``<prefix>_step<N>.ckpt`` keeping the newest ``keep_max``, and ``<prefix>_best.ckpt`` for the
-    lowest validation loss seen."""
+    best validation criterion seen (see save_if_best)."""
 
     def __init__(self, folder, prefix, keep_max, enabled=True):
         self.folder, self.prefix, self.keep_max, self.enabled = Path(folder), prefix, keep_max, enabled
@@ -93,12 +94,14 @@ class CheckpointManager:
         logger.info("saved %s", path)
         return path
 
-    def save_if_best(self, entries, state, valid_loss) -> Path | None:
-        if not self.enabled or valid_loss >= self.best_loss:
+    def save_if_best(self, entries, state, criterion) -> Path | None:
+        """Save ``<prefix>_best.ckpt`` when ``criterion`` (lower is better: the validation loss, or minus
+        the validation ROUGE) beats every earlier one."""
+        if not self.enabled or criterion >= self.best_loss:
             return None
-        self.best_loss = valid_loss
-        return save_checkpoint(self.folder / f"{self.prefix}_best.ckpt", entries,
-                               {**state, "valid_loss": float(valid_loss)})
+        self.best_loss = criterion
+        state = state if "valid_rouge" in state else {**state, "valid_loss": float(criterion)}
+        return save_checkpoint(self.folder / f"{self.prefix}_best.ckpt", entries, state)
 
     def latest(self) -> Path | None:
         found = step_checkpoints(self.folder, self.prefix)

@@ -29,6 +29,18 @@ DECODE_ARGS = {
 }
 
 
+def decode_options(decode_config, **overrides) -> dict:
+    """``generate()`` keyword arguments from a ``DecodeConfig``, with non-None ``overrides`` on top
+    (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
+    options = {arg: getattr(decode_config, key) for key, arg in DECODE_ARGS.items()}
+    unknown = set(overrides) - set(options)
+    if unknown:
+        raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    options["n_best"] = min(options["n_best"], options["beam_size"])
+    return options
+
+
 def resolve_config(checkpoint, config=None, overrides=()):
     """The MassConfig to build the model with: ``config`` (a path or a MassConfig), else the resolved
     config stored in the checkpoint's run state; ``overrides`` (``--section.key=value``) applied last."""
@@ -101,14 +113,7 @@ class MassGenerator:
     def decode_options(self, **overrides) -> dict:
         """``generate()`` keyword arguments from ``decode_config``, with non-None ``overrides`` on top
         (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
-        decode = self.config.decode_config
-        options = {arg: getattr(decode, key) for key, arg in DECODE_ARGS.items()}
-        unknown = set(overrides) - set(options)
-        if unknown:
-            raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
-        options.update({k: v for k, v in overrides.items() if v is not None})
-        options["n_best"] = min(options["n_best"], options["beam_size"])
-        return options
+        return decode_options(self.config.decode_config, **overrides)
 
     # ---- ids ----------------------------------------------------------------------------------------
     def hypotheses_for_ids(self, src_id_batches, **decode_overrides) -> list:

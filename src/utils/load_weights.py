@@ -4,6 +4,7 @@ model parameters (optimizer moments, step counters, loss scale, run state) are i
 """
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,22 @@ def read_weights(path) -> dict[str, np.ndarray]:
     return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}
 
 
-def load_model_weights(network, path) -> list[str]:
+def load_model_weights(network, path, skip=()) -> list[str]:
     """Copy the weights of ``path`` into ``network``; returns the names of the ignored extra entries.
 
+    Parameters whose names match one of the regular expressions ``skip`` (``re.search``) are not
+    loaded: they keep their current (fresh) values, e.g. to transfer only part of a pre-trained model.
     Missing parameters or shape mismatches raise a UserError listing them.
     """
     weights = read_weights(path)
     own = {p.name: p for p in network.get_parameters()}
+    kept = sorted(n for n in own if any(re.search(pattern, n) for pattern in skip))
+    if skip:
+        if not kept:
+            raise UserError(f"{path}: existed_ckpt_skip {list(skip)} matches no model parameter")
+        own = {n: p for n, p in own.items() if n not in kept}
+        logger.info("not loaded from %s (fresh initialisation kept): %d parameter(s), e.g. %s", path,
+                    len(kept), ", ".join(kept[:4]))
     missing = sorted(set(own) - set(weights))
     if missing:
         raise UserError(f"{path}: {len(missing)} model parameter(s) missing: {', '.join(missing[:10])}"
@@ -48,7 +58,7 @@ def load_model_weights(network, path) -> list[str]:
         raise UserError(f"{path}: shape mismatch (file != model): {'; '.join(wrong[:10])}")
     for name, param in own.items():
         param.set_data(Tensor(weights[name]).astype(param.dtype))
-    extra = sorted(set(weights) - set(own))
+    extra = sorted(set(weights) - set(own) - set(kept))
     logger.info("loaded %d parameters from %s (%d other entries ignored)", len(own), path, len(extra))
     return extra
 

@@ -15,6 +15,7 @@ from mindspore import Tensor, nn
 from mindspore.amp import DynamicLossScaler
 from tqdm import tqdm
 
+from src.dataset import schema
 from src.dataset.load_dataset import MaskSettings, dataset_size, load_dataset, resolve_datasets
 from src.dataset.writer import read_manifest
 from src.utils.checkpoint import CheckpointManager
@@ -71,12 +72,23 @@ class PhaseState:
     def __init__(self, epoch=0, batch_in_epoch=0, step=0):
         self.epoch, self.batch_in_epoch, self.step = epoch, batch_in_epoch, step
 
-    def as_dict(self, phase, cfg, best_valid_loss=None):
+    def as_dict(self, phase, cfg, best=None, best_by="loss"):
+        """The run state of a checkpoint; ``best`` is the selection criterion (lower is better: the
+        validation loss, or minus the validation ROUGE), stored as ``best_valid_loss`` or
+        ``best_valid_rouge``."""
         state = {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                  "config_json": cfg.to_json_text()}
-        if best_valid_loss is not None and math.isfinite(best_valid_loss):
-            state["best_valid_loss"] = float(best_valid_loss)
+        if best is not None and math.isfinite(best):
+            state["best_valid_rouge" if best_by == "rouge" else "best_valid_loss"] = \
+                -float(best) if best_by == "rouge" else float(best)
         return state
+
+
+def best_from_state(state: dict, best_by: str) -> float:
+    """The selection criterion (lower is better) recorded in a resumed run state, or +inf."""
+    if best_by == "rouge":
+        return -float(state["best_valid_rouge"]) if "best_valid_rouge" in state else math.inf
+    return float(state.get("best_valid_loss", math.inf))
 
 
 def _build_step(run):
@@ -122,9 +134,15 @@ def train_phase(run, phase, datasets, resume=None):
     manager = CheckpointManager(run.ckpt_dir, f"{opts.ckpt_prefix}_{phase}", opts.keep_ckpt_max,
                                 enabled=run.rank == 0)
     pos = _restore(step_fn, resume) if resume else PhaseState()
-    if resume:  # the best checkpoint so far must not be replaced by a worse one after a resume
-        manager.best_loss = resume[1].get("best_valid_loss", manager.best_loss)
     valid = validation_sets(cfg, datasets)
+    run.rouge_validator = None
+    if opts.best_by == "rouge" and valid and read_manifest(valid[0])["kind"] == schema.KIND_PAIR:
+        from src.utils.valid_rouge import RougeValidator
+
+        run.rouge_validator = RougeValidator.from_config(cfg, valid)
+    run.best_by = "rouge" if run.rouge_validator else "loss"
+    if resume:  # the best checkpoint so far must not be replaced by a worse one after a resume
+        manager.best_loss = best_from_state(resume[1], run.best_by)
     accumulation = cfg.learn_rate_config.grad_accumulation_steps
     # from the manifests, not get_dataset_size(), which would run the whole pipeline once; exact
     # without length buckets, a slight underestimate with them (for the progress bar and the log)
@@ -149,7 +167,7 @@ def train_phase(run, phase, datasets, resume=None):
                 bar.update()
                 _after_step(run, phase, pos, step_fn, manager, valid, window, schedule, bar)
                 if _stop_agreed(run) or (run.max_steps and pos.step >= run.max_steps):
-                    manager.save(_entries(step_fn), pos.as_dict(phase, cfg, manager.best_loss))
+                    manager.save(_entries(step_fn), pos.as_dict(phase, cfg, manager.best_loss, run.best_by))
                     return pos
             if step_fn.drop_partial_accumulation():
                 logger.info("%s epoch %d: the last %d batch(es) did not fill an accumulation group and were "
@@ -157,7 +175,7 @@ def train_phase(run, phase, datasets, resume=None):
             pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
             if opts.eval_every_steps == 0:
                 _validate_and_keep_best(run, phase, pos, step_fn, manager, valid)
-    manager.save(_entries(step_fn), pos.as_dict(phase, cfg, manager.best_loss))
+    manager.save(_entries(step_fn), pos.as_dict(phase, cfg, manager.best_loss, run.best_by))
     return pos
 
 
@@ -212,14 +230,26 @@ def _after_step(run, phase, pos, step_fn, manager, valid, window, schedule, bar)
     if opts.eval_every_steps and pos.step % opts.eval_every_steps == 0:
         _validate_and_keep_best(run, phase, pos, step_fn, manager, valid)
     if pos.step % opts.save_ckpt_steps == 0:
-        manager.save(_entries(step_fn), pos.as_dict(phase, run.cfg, manager.best_loss))
+        manager.save(_entries(step_fn), pos.as_dict(phase, run.cfg, manager.best_loss, run.best_by))
 
 
 def _validate_and_keep_best(run, phase, pos, step_fn, manager, valid):
     result = validate(run, valid)
     if result is None:
         return
+    criterion = result["valid_loss"]
+    if run.rouge_validator is not None:
+        result.update(run.rouge_validator(run.net))
+        criterion = -result["valid_rouge"]
     run.metrics.write({"phase": phase, "step": pos.step, "epoch": pos.epoch, **result})
     logger.info("%s step %d: valid loss %.4f ppl %.2f", phase, pos.step, result["valid_loss"],
                 result["valid_ppl"])
-    manager.save_if_best(_entries(step_fn), pos.as_dict(phase, run.cfg), result["valid_loss"])
+    if run.rouge_validator is not None:
+        logger.info("%s step %d: valid ROUGE-1/2/L %.2f / %.2f / %.2f on %d pairs, copy rate %.2f (references "
+                    "%.2f), %.1f s", phase, pos.step, result["valid_rouge1"], result["valid_rouge2"],
+                    result["valid_rougeL"], result["valid_rouge_pairs"], result["valid_copy_rate"],
+                    result["valid_ref_copy_rate"], result["valid_decode_seconds"])
+    state = pos.as_dict(phase, run.cfg)
+    if run.rouge_validator is not None:
+        state["valid_rouge"] = float(result["valid_rouge"])
+    manager.save_if_best(_entries(step_fn), state, criterion)

@@ -1,0 +1,101 @@
+"""Validation by generation: beam search over a fixed set of validation pairs, scored with ROUGE.
+
+Teacher-forced validation loss favours a model that is a good language model; what a headline system is
+for is the text it generates. With ``checkpoint_options.best_by = "rouge"`` the trainer decodes the
+first ``valid_rouge_lines`` pairs of the validation set (by line index: the same pairs at every
+validation) with the run's ``decode_config`` and keeps ``<prefix>_best.ckpt`` by the mean of their
+ROUGE-1/2/L F1 (rouge-score, stemming). Hypotheses and references are compared as tokens, BPE removed:
+the references are the pairs' target ids, so a reference word outside the vocabulary counts as
+``<unk>``. The copy rates (:mod:`src.utils.copy_rate`) of hypotheses and references are logged with them.
+"""
+
+import logging
+import time
+
+import numpy as np
+
+from src.utils.copy_rate import copy_rate, mean_words
+from src.utils.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def first_pairs(datasets, lines: int, max_src_len: int) -> tuple[list, list]:
+    """``(source ids, target ids)`` of the first ``lines`` pairs (by index) of the pair datasets."""
+    import mindspore.dataset as ds
+
+    from src.dataset import schema
+    from src.dataset.load_dataset import cut, resolve_datasets
+    from src.dataset.writer import dataset_files, read_manifest
+
+    sources, targets = [], []
+    for path in resolve_datasets(datasets):
+        if read_manifest(path)["kind"] != schema.KIND_PAIR:
+            continue
+        data = ds.MindDataset(dataset_files(path), columns_list=[schema.SOURCE_IDS, schema.TARGET_IDS, schema.INDEX],
+                              shuffle=False, num_parallel_workers=1)
+        rows = sorted(((int(i), s, t) for s, t, i in data.create_tuple_iterator(output_numpy=True, num_epochs=1)),
+                      key=lambda row: row[0])
+        for _, source, target in rows[: lines - len(sources)]:
+            sources.append(cut(np.asarray(source), max_src_len))
+            targets.append(np.asarray(target))
+        if len(sources) >= lines:
+            break
+    if not sources:
+        raise UserError(f"best_by rouge: no validation pair in {datasets}")
+    return sources, targets
+
+
+class RougeValidator:
+    """Decodes the same validation sources at every call and scores them against their targets."""
+
+    def __init__(self, sources, targets, dictionary, decode_config, batch_size: int):
+        from src.utils.inference import decode_options
+
+        self.sources, self.dictionary = sources, dictionary
+        self.references = [self.words(t) for t in targets]
+        self.source_words = [self.words(s) for s in sources]
+        self.options = decode_options(decode_config)
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_config(cls, cfg, datasets):
+        from src.dataset.load_dataset import resolve_datasets
+        from src.dataset.writer import read_manifest
+        from src.utils.dictionary import Dictionary
+
+        opts = cfg.checkpoint_options
+        sources, targets = first_pairs(datasets, opts.valid_rouge_lines, cfg.dataset_config.max_len)
+        vocab = read_manifest(resolve_datasets(datasets)[0]).get("vocab_path", "")
+        dictionary = Dictionary.load_from_persisted_dict(vocab) if vocab else None
+        if dictionary is None:
+            raise UserError(f"{datasets}: its manifest names no vocabulary, needed to score ROUGE")
+        return cls(sources, targets, dictionary, cfg.decode_config, cfg.dataset_config.batch_size)
+
+    def words(self, ids) -> str:
+        return self.dictionary.decode(ids, strip_bpe=True)
+
+    def __call__(self, network) -> dict:
+        """Beam-search the sources with ``network`` (switched to eval mode and back); ROUGE x100."""
+        from src.transformer.generator import generate
+        from src.utils.inference import batch_ids
+        from src.utils.rouge_score import rouge
+
+        was_training = network.training
+        network.set_train(False)
+        start = time.perf_counter()
+        hypotheses = [""] * len(self.sources)
+        try:
+            for chosen, padded in batch_ids(self.sources, self.batch_size):
+                for i, nbest in zip(chosen, generate(network, padded, **self.options), strict=True):
+                    hypotheses[i] = self.words(nbest[0].tokens)
+        finally:
+            network.set_train(was_training)
+        scores = rouge(hypotheses, self.references, stem=True)
+        mean = (scores["rouge1"] + scores["rouge2"] + scores["rougeL"]) / 3
+        return {"valid_rouge": mean, "valid_rouge1": scores["rouge1"], "valid_rouge2": scores["rouge2"],
+                "valid_rougeL": scores["rougeL"], "valid_rouge_pairs": len(hypotheses),
+                "valid_copy_rate": copy_rate(hypotheses, self.source_words),
+                "valid_ref_copy_rate": copy_rate(self.references, self.source_words),
+                "valid_hyp_words": mean_words(hypotheses), "valid_ref_words": mean_words(self.references),
+                "valid_decode_seconds": time.perf_counter() - start}
