@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from src.utils.byte_pair_encoding import DEFAULT_GLOSSARIES, apply_bpe_to_files
+from src.text.byte_pair_encoding import DEFAULT_GLOSSARIES, apply_bpe_to_files
+from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
-from src.utils.dictionary import Dictionary
 from src.utils.errors import UserError
 from src.utils.fileio import require_file, text_files
 

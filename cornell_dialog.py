@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 
 from src.dataset.builders import PairOptions, build_pairs
-from src.dataset.cornell import SPLITS, dialog_pairs
-from src.utils.cli import run_cli
-from src.utils.dictionary import Dictionary
-from src.utils.errors import UserError
-from src.utils.fileio import atomic_open, count_lines, require_dir, require_file, text_files
+from src.dataset.cornell import SPLITS, dialog_pairs, encode_raw_pairs, prefixed_pairs, write_raw_pairs
+from src.text.dictionary import Dictionary
+from src.utils.cli import add_normalization_options, run_cli
+from src.utils.fileio import count_lines, require_dir, require_file
 
 logger = logging.getLogger("cornell_dialog")
 
@@ -39,8 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--output_folder", required=True)
     p.add_argument("--existed_vocab", help="vocabulary (required to write MindRecord)")
     p.add_argument("--codes", help="BPE codes, to tokenize and encode raw pairs in this run")
-    p.add_argument("--lowercase", action="store_true", help="with --codes: lower-case the tokens")
-    p.add_argument("--hash_digits", action="store_true", help="with --codes: replace every digit by '#'")
+    add_normalization_options(p, ", with --codes")
     p.add_argument("--train_prefix", default="train")
     p.add_argument("--valid_prefix", default="valid")
     p.add_argument("--test_prefix", default="test")
@@ -62,57 +60,6 @@ def parse_args(argv=None):
     return args
 
 
-def write_raw_pairs(pairs, out_folder):
-    """Write cornell_<split>_src.txt / _tgt.txt; returns {split: (src_path, tgt_path)}."""
-    paths = {}
-    for split in SPLITS:
-        src = Path(out_folder) / f"cornell_{split}_src.txt"
-        tgt = Path(out_folder) / f"cornell_{split}_tgt.txt"
-        with atomic_open(src) as fs, atomic_open(tgt) as ft:
-            for context, response in pairs[split]:
-                fs.write(context + "\n")
-                ft.write(response + "\n")
-        paths[split] = (src, tgt)
-    return paths
-
-
-def encode_raw_pairs(raw_paths, codes, processes, tokenize_options=()):
-    """Tokenize (keeping lines aligned) and BPE the raw text pair files; returns {split: (src, tgt)}."""
-    import tokenize_corpus
-    from src.utils.byte_pair_encoding import apply_bpe_to_files
-
-    jobs, result = [], {}
-    for split, pair in raw_paths.items():
-        bpe_pair = []
-        for raw in pair:
-            tokenize_corpus.main(["--corpus_folder", str(raw), "--output_folder", str(raw.parent),
-                                  "--keep_lines", "--pool_size", str(processes), *tokenize_options])
-            bpe = raw.with_name(raw.stem + "_bpe.txt")
-            jobs.append((raw.with_name(raw.stem + "_tokenized.txt"), bpe))
-            bpe_pair.append(bpe)
-        result[split] = tuple(bpe_pair)
-    apply_bpe_to_files(codes, jobs, processes=processes, count=False)
-    return result
-
-
-def prefixed_pairs(folder, args):
-    """{split: (src, tgt)} from <prefix>*src*.txt / <prefix>*tgt*.txt files (ModelZoo layout)."""
-    found = {}
-    for split in SPLITS:
-        prefix = getattr(args, f"{split}_prefix")
-        src = [p for p in text_files(folder) if p.name.startswith(prefix) and "src" in p.name]
-        tgt = [p for p in text_files(folder) if p.name.startswith(prefix) and "tgt" in p.name]
-        if not src and not tgt:
-            continue
-        if len(src) != 1 or len(tgt) != 1:
-            raise UserError(f"{folder}: expected one {prefix}*src*.txt and one {prefix}*tgt*.txt, found "
-                            f"{[p.name for p in src]} and {[p.name for p in tgt]}")
-        found[split] = (src[0], tgt[0])
-    if not found:
-        raise UserError(f"{folder}: no <prefix>*src*.txt / <prefix>*tgt*.txt files for the prefixes given")
-    return found
-
-
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.output_folder)
@@ -126,10 +73,11 @@ def main(argv=None):
         if not args.codes:
             logger.info("no --codes given: tokenize and BPE these files, then run again with --src_folder")
             return 0
-        options = [flag for flag, on in (("--lowercase", args.lowercase), ("--hash_digits", args.hash_digits)) if on]
-        bpe = encode_raw_pairs(raw, require_file(args.codes, "BPE codes"), args.processes, options)
+        bpe = encode_raw_pairs(raw, require_file(args.codes, "BPE codes"), args.processes,
+                               lowercase=args.lowercase, hash_digits=args.hash_digits)
     else:
-        bpe = prefixed_pairs(require_dir(args.src_folder, "--src_folder"), args)
+        prefixes = {split: getattr(args, f"{split}_prefix") for split in SPLITS}
+        bpe = prefixed_pairs(require_dir(args.src_folder, "--src_folder"), prefixes)
     vocab_path = require_file(args.existed_vocab, "vocabulary")
     vocab = Dictionary.load_from_persisted_dict(vocab_path)
     for split, (src, tgt) in bpe.items():

@@ -2,7 +2,7 @@ r"""Export the MASS inference graph to MindIR for deployment (MindSpore Lite, As
 
 The graph maps source ids (batch_size, seq_length) int32, padded with <pad> = 0, to generated ids
 (batch_size, max_decode_length) int32: the encoder, then greedy decoding for a fixed number of steps
-without a key/value cache, <pad> after </s> (see src/utils/export.py). eval.py does not use it: it
+without a key/value cache, <pad> after </s> (see src/transformer/export.py). eval.py does not use it: it
 decodes with the cached beam search. Batch size and lengths are fixed in the exported graph.
 
 Example:
@@ -16,18 +16,16 @@ the weights.
 
 import argparse
 import logging
-import re
 import sys
 
 import numpy as np
 
 from config.config import MassConfig
-from src.utils.cli import run_cli
+from src.utils.cli import parse_with_overrides, run_cli
 from src.utils.device import DEVICE_TARGETS, setup_device
 from src.utils.errors import UserError
 
 logger = logging.getLogger("export")
-OVERRIDE = re.compile(r"^--\w+\.\w+=")
 EMBEDDING_TABLE = "embedding.table"
 
 
@@ -45,11 +43,7 @@ def parse_args(argv=None):
                         "max_decode_length_b, at most max_position_embeddings)")
     p.add_argument("--device_target", "--platform", default="CPU", choices=DEVICE_TARGETS)
     p.add_argument("--device_id", type=int, default=None, help="default: $DEVICE_ID or 0")
-    args, rest = p.parse_known_args(argv)
-    unknown = [a for a in rest if not OVERRIDE.match(a)]
-    if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides look like --section.key=value)")
-    args.overrides = rest
+    args, args.overrides = parse_with_overrides(p, argv)
     return args
 
 
@@ -65,11 +59,13 @@ def load_config(args, weights: dict) -> MassConfig:
 
 def graph_sizes(args, cfg: MassConfig) -> tuple[int, int, int]:
     """``(batch_size, seq_length, decode steps)`` checked against the position table."""
+    from src.transformer.generator import max_decode_lengths
+
     max_positions = cfg.model_config.max_position_embeddings
     seq_length = args.seq_length or max_positions
     decode = cfg.decode_config
-    steps = args.max_decode_length or min(int(decode.max_decode_length_a * seq_length + decode.max_decode_length_b),
-                                          max_positions)
+    steps = args.max_decode_length or int(max_decode_lengths(
+        [seq_length], decode.max_decode_length_a, decode.max_decode_length_b, max_positions)[0])
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be positive, got {args.batch_size}")
     for name, value in (("--seq_length", seq_length), ("--max_decode_length", steps)):
@@ -80,18 +76,19 @@ def graph_sizes(args, cfg: MassConfig) -> tuple[int, int, int]:
 
 def main(argv=None):
     args = parse_args(argv)
-    from src.utils.export import check_format
+    from src.transformer.export import check_format
 
     check_format(args.file_format)  # before the slow imports and the model
     setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
+    from src.transformer.export import GreedyDecoder, export_mindir
     from src.transformer.transformer import MassTransformer
-    from src.utils.export import GreedyDecoder, export_mindir
-    from src.utils.load_weights import load_model_weights, read_weights
+    from src.utils.checkpoint import assign_weights, read_weights
 
-    cfg = load_config(args, read_weights(args.ckpt_file))
+    weights = read_weights(args.ckpt_file)
+    cfg = load_config(args, weights)
     batch_size, seq_length, steps = graph_sizes(args, cfg)
     model = MassTransformer(cfg.model_config)
-    load_model_weights(model, args.ckpt_file)
+    assign_weights(model, weights, args.ckpt_file)
     model.set_train(False)
     network = GreedyDecoder(model, steps)
     example = np.full((batch_size, seq_length), 0, dtype=np.int32)  # the values do not matter, only shape

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from src.dataset.builders import PairOptions, build_pairs
+from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
-from src.utils.dictionary import Dictionary
 from src.utils.errors import UserError
 from src.utils.fileio import require_file
 

@@ -3,7 +3,7 @@
 The checkpoints come from --input_files (comma-separated files) and/or --input_folder (its *.ckpt
 files; .meta, .json and other files are ignored). Only model parameters are averaged: optimizer
 moments, step counters, the learning rate, the loss scale and the run state are left out. The .npz
-is read by eval.py and export.py like a checkpoint (src/utils/load_weights.py).
+is read by eval.py and export.py like a checkpoint (src/utils/checkpoint.py).
 
 Examples:
     python weights_average.py --input_folder runs/x/checkpoints --last 5 --output_file runs/x/last5.npz
@@ -14,7 +14,8 @@ import argparse
 import logging
 import sys
 
-from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints, save_npz
+from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints
+from src.utils.checkpoint import save_npz
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
 

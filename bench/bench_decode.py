@@ -56,7 +56,7 @@ def hashed_ids(line, max_len):
 
 
 def batches(sequences, batch_size):
-    from src.dataset.load_dataset import pad_batch
+    from src.dataset.batching import pad_batch
 
     for start in range(0, len(sequences), batch_size):
         (padded,) = pad_batch([sequences[start:start + batch_size]], multiple=8)

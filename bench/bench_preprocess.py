@@ -71,7 +71,7 @@ def main(argv=None):
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     args = p.parse_args(argv)
 
-    from src.utils.byte_pair_encoding import learn_bpe
+    from src.text.byte_pair_encoding import learn_bpe
 
     lines, source = corpus_lines(args.lines)
     work = Path(tempfile.mkdtemp(prefix="bench_preprocess_"))

@@ -72,9 +72,9 @@ def ours(model_cfg, batch, steps, warmup):
     import mindspore as ms
 
     from config.config import LearnRateConfig
+    from src.training.optimizer import build_optimizer
+    from src.training.train_step import TrainStep
     from src.transformer.transformer import MassTransformer
-    from src.utils.optimizer import build_optimizer
-    from src.utils.train_step import TrainStep
 
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_device("CPU")

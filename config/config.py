@@ -146,7 +146,7 @@ class LossScaleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LearnRateConfig:
-    """Optimizer and schedule; the schedules are ``src/utils/lr_scheduler.py``."""
+    """Optimizer and schedule; the schedules are ``src/training/lr_scheduler.py``."""
 
     optimizer: Literal["adam", "momentum", "lamb"] = "adam"
     lr: float = 1e-4  # peak learning rate

@@ -4,10 +4,10 @@ r"""Diagnose what a MASS model relies on: the source (span losses) and copying (
 fragments with fixed masks; pairs: the targets) (a) as trained, (b) with the ``<mask>`` source
 positions hidden from the decoder, (c) with the whole source hidden; then how much the source lowers
 the loss, and which share of that comes through real tokens and through ``<mask>`` slots
-(src/utils/source_reliance.py).
+(src/evaluation/source_reliance.py).
 
 ``copy``: the copy rate of generated texts (share of their words found in the paired source), next to
-the references' copy rate and both average lengths (src/utils/copy_rate.py). eval.py's ROUGE report
+the references' copy rate and both average lengths (src/evaluation/copy_rate.py). eval.py's ROUGE report
 holds the same numbers for every decode.
 
 Examples:
@@ -54,22 +54,21 @@ def span(args) -> dict:
     if stored is None:
         raise UserError(f"{args.checkpoint}: no config stored in this checkpoint")
     from config.config import MassConfig, with_vocab_size
-    from src.dataset.load_dataset import resolve_datasets
+    from src.dataset.load_dataset import load_from_config, resolve_datasets
     from src.dataset.writer import read_manifest
 
     cfg = MassConfig.from_dict(stored, source=f"{args.checkpoint} (stored config)")
     datasets = resolve_datasets(args.dataset)
     cfg = with_vocab_size(cfg, read_manifest(datasets[0])["vocab_size"], f"{args.dataset}")
+    from src.evaluation.source_reliance import span_losses
     from src.transformer.transformer import MassTransformer
+    from src.utils.checkpoint import load_model_weights
     from src.utils.device import setup_device
-    from src.utils.load_weights import load_model_weights
-    from src.utils.source_reliance import span_losses
-    from src.utils.trainer import make_loader
 
     setup_device("CPU", distributed=False)
     model = MassTransformer(cfg.model_config)
     load_model_weights(model, args.checkpoint)
-    batches = make_loader(cfg, datasets, epoch=0, shuffle=False, training=False).create_tuple_iterator(
+    batches = load_from_config(cfg, datasets, epoch=0, shuffle=False, training=False).create_tuple_iterator(
         num_epochs=1, output_numpy=True)
     if args.batches:
         batches = (b for i, b in zip(range(args.batches), batches, strict=False))
@@ -84,7 +83,7 @@ def _lines(path, what):
 
 
 def copy(args) -> dict:
-    from src.utils.copy_rate import copy_rate, mean_words
+    from src.evaluation.copy_rate import copy_rate, mean_words
 
     hyps, sources = _lines(args.hypotheses, "hypotheses"), _lines(args.sources, "sources")
     if len(hyps) != len(sources):

@@ -38,10 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from src.training.metrics_log import read_metrics  # noqa: E402
 from src.utils.cli import run_cli  # noqa: E402
 from src.utils.errors import UserError  # noqa: E402
 from src.utils.fileio import atomic_open, require_dir, require_file  # noqa: E402
-from src.utils.loss_monitor import read_metrics  # noqa: E402
 
 GIGAWORD_FILES = {  # harvardnlp sumdata layout -> our names
     "train_src": "sumdata/train/train.article.txt",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from src.training.curves import plot_curves  # noqa: E402
 from src.utils.cli import run_cli  # noqa: E402
-from src.utils.curves import plot_curves  # noqa: E402
 from src.utils.errors import UserError  # noqa: E402
 
 

@@ -4,7 +4,7 @@ from collections import Counter
 
 import numpy as np
 
-from src.utils.dictionary import Dictionary
+from src.text.dictionary import Dictionary
 
 WORDS = ("the cat dog sat on mat a big red blue house runs fast slow tree river city man woman "
          "child eats drinks water bread sees hears sun moon").split()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
+from src.dataset.batching import cut_batch
 from src.transformer.beam_search import Hypothesis, beam_search, length_normalizer
 from src.transformer.decoding_constraints import (
     apply_constraints,
@@ -13,7 +14,7 @@ from src.transformer.decoding_constraints import (
     min_length,
     no_repeat_ngram,
 )
-from src.transformer.generator import generate, truncate_source
+from src.transformer.generator import generate
 from src.transformer.transformer import MassTransformer
 
 BOS, EOS = 1, 2
@@ -278,7 +279,7 @@ def test_generate_cuts_a_long_source(eval_model):
     src = np.concatenate([rng.integers(5, 50, size=(1, 80)), [[2]]], axis=1)  # 81 tokens > 64 positions
     (hyps,) = generate(eval_model, src, beam_size=2, max_len_a=0.0, max_len_b=3, min_len=0,
                        length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=0, n_best=1)
-    cut = truncate_source(src, 64)
+    cut = cut_batch(src, 64)
     assert cut.shape == (1, 64) and cut[0, -1] == EOS and np.array_equal(cut[0, :63], src[0, :63])
     expected = beam_search(full_recompute_step(eval_model, cut, 2), 1, beam_size=2, bos=BOS, eos=EOS, max_len=3)
     assert_same(hyps, expected[0], atol=1e-4)
@@ -291,10 +292,10 @@ def test_generate_needs_eval_mode(tiny_model_config):
         generate(model, np.array([[5, 2]]), beam_size=1, max_len_a=0.0, max_len_b=2)
 
 
-def test_truncate_source_keeps_short_rows_and_final_eos():
+def test_cut_batch_keeps_short_rows_and_final_eos():
     src = np.array([[7, 8, 9, 2], [7, 2, 0, 0], [7, 8, 9, 10]])
-    np.testing.assert_array_equal(truncate_source(src, 3), [[7, 8, 2], [7, 2, 0], [7, 8, 9]])
-    assert truncate_source(src, 4) is src
+    np.testing.assert_array_equal(cut_batch(src, 3), [[7, 8, 2], [7, 2, 0], [7, 8, 9]])
+    assert cut_batch(src, 4) is src
 
 
 @pytest.mark.parametrize("alpha,kind", [(1.0, "gnmt"), (1.0, "power"), (2.0, "power")])

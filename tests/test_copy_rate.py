@@ -2,7 +2,7 @@
 
 import pytest
 
-from src.utils.copy_rate import copied_words, copy_rate, mean_words
+from src.evaluation.copy_rate import copied_words, copy_rate, mean_words
 
 
 def test_copy_rate_counts_tokens_not_types_over_all_lines():

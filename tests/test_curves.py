@@ -5,10 +5,10 @@ import json
 import pytest
 
 from scripts import plot_curves
+from src.training.curves import plot_curves as plot
+from src.training.curves import read_curves
+from src.training.metrics_log import MetricsWriter
 from src.utils.cli import run_cli
-from src.utils.curves import plot_curves as plot
-from src.utils.curves import read_curves
-from src.utils.loss_monitor import MetricsWriter
 
 
 def write_run(folder, phases=("pretrain",), steps=6, valid_every=3):

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: trains models in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2
 ROWS = 8
@@ -29,9 +31,9 @@ def tiny_config():
 def build():
     """The same model and optimizer in every process (initialisation comes from a seeded numpy RNG)."""
     from config.config import LearnRateConfig
+    from src.training.optimizer import build_optimizer
+    from src.training.train_step import TrainStep
     from src.transformer.transformer import MassTransformer
-    from src.utils.optimizer import build_optimizer
-    from src.utils.train_step import TrainStep
 
     net = MassTransformer(tiny_config())
     net.set_train(True)

@@ -8,11 +8,13 @@ import pytest
 import cornell_dialog
 import gigaword
 import news_crawl
+from config.config import MaskConfig
 from src.dataset import schema
+from src.dataset.batching import pad_batch
 from src.dataset.cornell import dialog_pairs, split_of
-from src.dataset.load_dataset import MaskSettings, load_dataset, pad_batch, resolve_datasets
+from src.dataset.load_dataset import load_dataset, resolve_datasets
 from src.dataset.writer import read_manifest
-from src.language_model.base import BOS_ID, MASK_ID
+from src.text.dictionary import BOS_ID, MASK_ID
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
 from tests.helpers import batches, random_sentences, vocab_for, write_lines
@@ -191,7 +193,7 @@ def test_gigaword_train_filters_test_keeps_everything(giga):
     assert train["stats"]["dropped"] == {"too_long": 1, "empty": 1}
     assert train["examples"] == 28
     assert test["examples"] == 30 and test["stats"]["kept_longer_than_max_len"] == 1
-    from src.utils.dictionary import Dictionary
+    from src.text.dictionary import Dictionary
     vocab = Dictionary.load_from_persisted_dict(tmp_path / "vocab.txt")
     data = load_dataset(tmp_path / "out" / "gigaword_test.mindrecord", batch_size=7, shuffle=False)
     got = [b for b in batches(data)]
@@ -291,7 +293,7 @@ def test_mask_settings_reach_the_masker(mono):
     tmp_path, _, vocab, _ = mono
     path = build_mono(tmp_path)
     data = load_dataset(path, batch_size=57, vocab_size=len(vocab), shuffle=False,
-                        mask=MaskSettings(mask_type="bert"))
+                        mask=MaskConfig(mask_type="bert"))
     b = batches(data)[0]
     assert ((b[schema.TGT_IDS] != 0).sum(1) == 1).all()
 
@@ -299,8 +301,8 @@ def test_mask_settings_reach_the_masker(mono):
 def test_cornell_raw_mode_tokenizes_bpe_encodes_and_builds(tmp_path):
     import apply_bpe_encoding
     import tokenize_corpus
-    from src.utils.byte_pair_encoding import learn_bpe
-    from src.utils.dictionary import Dictionary
+    from src.text.byte_pair_encoding import learn_bpe
+    from src.text.dictionary import Dictionary
 
     convs = [[f"Hello, number {i}!", f"Hi there, {i}.", f"Don't go {i}?"] for i in range(60)]
     write_cornell(tmp_path / "raw", convs)
@@ -323,7 +325,7 @@ def test_cornell_raw_mode_tokenizes_bpe_encodes_and_builds(tmp_path):
         refs = (out / f"cornell_{split}_tgt.txt").read_text().splitlines()
         data = load_dataset(out / f"cornell_{split}.mindrecord", batch_size=16, shuffle=False)
         got = [vocab.decode(r) for b in batches(data) for r in b[schema.TGT_IDS]]
-        from src.utils.tokenizer import word_tokenize
+        from src.text.tokenizer import word_tokenize
         assert got == [" ".join(word_tokenize(r)) for r in refs]
     # --lowercase / --hash_digits reach the tokenizer (the Gigaword convention, for a joint vocabulary)
     assert run_cli(cornell_dialog.main, ["--raw_folder", str(tmp_path / "raw"), "--output_folder", str(out),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from src.utils.dictionary import (
+from src.text.dictionary import (
     BOS_ID,
     EOS_ID,
     MASK_ID,

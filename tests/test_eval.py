@@ -12,13 +12,13 @@ import pytest
 import eval as eval_script
 import gigaword
 from config.config import MassConfig
+from src.evaluation.api import MassGenerator
+from src.evaluation.evaluate import read_references
+from src.evaluation.ppl_score import PerplexityResult, continuation_mask, corpus_perplexity, count_words
+from src.evaluation.rouge_score import rouge
 from src.transformer.transformer import MassTransformer
-from src.utils.checkpoint import save_checkpoint
+from src.utils.checkpoint import parameter_entries, save_checkpoint
 from src.utils.cli import run_cli
-from src.utils.inference import MassGenerator
-from src.utils.load_weights import parameter_entries
-from src.utils.ppl_score import PerplexityResult, continuation_mask, corpus_perplexity, count_words
-from src.utils.rouge_score import rouge
 from tests.helpers import random_sentences, vocab_for, write_lines
 
 N_TEST = 12
@@ -214,8 +214,8 @@ def test_npz_without_config_is_a_clean_error(setup, capsys):
 
 def test_bpe_references_are_de_bped_and_detokenized(tmp_path):
     path = write_lines(tmp_path / "ref_bpe.txt", ["japan 's ne@@ c cor@@ p. sold it ."])
-    assert eval_script.read_references(path, from_bpe=True) == ["japan's nec corp. sold it."]
-    assert eval_script.read_references(path, from_bpe=False) == ["japan 's ne@@ c cor@@ p. sold it ."]
+    assert read_references(path, from_bpe=True) == ["japan's nec corp. sold it."]
+    assert read_references(path, from_bpe=False) == ["japan 's ne@@ c cor@@ p. sold it ."]
 
 
 def test_tokenized_output_keeps_tokens_for_tokenized_references(setup):
@@ -236,7 +236,7 @@ def test_tokenized_output_keeps_tokens_for_tokenized_references(setup):
 
 
 def test_eval_report_has_the_copy_rates_of_hypotheses_and_references(setup):
-    from src.utils.copy_rate import copy_rate
+    from src.evaluation.copy_rate import copy_rate
 
     d, _, arts, titles = setup
     out = d / "copy" / "hyps.txt"

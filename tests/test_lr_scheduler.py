@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from config.config import MassConfig
+from src.training.lr_scheduler import build_schedule, constant, inverse_sqrt, polynomial, schedule_from_config
 from src.utils.errors import UserError
-from src.utils.lr_scheduler import build_schedule, constant, inverse_sqrt, polynomial, schedule_from_config
 
 LR, MIN_LR, WARMUP, DECAY = 1e-3, 1e-5, 10, 100
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
+from src.dataset.modelzoo import to_modelzoo_record
 from src.language_model import bert_mask, example_rng, get_masker, loose_mask, mass_mask
-from src.language_model.base import BOS_ID, EOS_ID, MASK_ID, fragment_length
-from src.language_model.loose_masked_language_model import to_modelzoo_record
+from src.language_model.base import fragment_length
 from src.language_model.noise_channel_language_model import add_noise, pair_example
+from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID
 
 VOCAB = 50
 SEEDS = range(300)

@@ -7,10 +7,10 @@ import news_crawl
 import tokenize_corpus
 from src.dataset import schema
 from src.dataset.load_dataset import load_dataset
-from src.utils.byte_pair_encoding import learn_bpe
+from src.text.byte_pair_encoding import learn_bpe
+from src.text.dictionary import Dictionary
+from src.text.tokenizer import word_tokenize
 from src.utils.cli import run_cli
-from src.utils.dictionary import Dictionary
-from src.utils.tokenizer import word_tokenize
 from tests.helpers import batches, random_sentences, write_lines
 
 

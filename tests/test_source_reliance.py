@@ -5,9 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from src.transformer.transformer import EOS_ID, MASK_ID, PAD_ID, MassTransformer
-from src.utils.ppl_score import corpus_nll
-from src.utils.source_reliance import span_losses, summarize
+from src.evaluation.ppl_score import corpus_nll
+from src.evaluation.source_reliance import span_losses, summarize
+from src.text.dictionary import EOS_ID, MASK_ID, PAD_ID
+from src.transformer.transformer import MassTransformer
 
 
 def model_with(config, hide):

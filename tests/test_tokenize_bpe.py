@@ -11,18 +11,18 @@ from subword_nmt.apply_bpe import BPE
 
 import apply_bpe_encoding
 import tokenize_corpus
-from src.utils.byte_pair_encoding import (
+from src.text.byte_pair_encoding import (
     BytePairEncoder,
     encode_lines,
     init_encoder,
     learn_bpe,
     read_codes,
 )
+from src.text.dictionary import NUM_SPECIALS, Dictionary
+from src.text.tokenizer import detokenize, word_tokenize
 from src.utils.cli import run_cli
-from src.utils.dictionary import NUM_SPECIALS, Dictionary
 from src.utils.errors import UserError
 from src.utils.parallel import ordered_pool_map
-from src.utils.tokenizer import detokenize, word_tokenize
 from tests.helpers import write_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -356,7 +356,7 @@ TRICKY_LINES = [
 def test_memoized_tokenizer_equals_nltk_on_tricky_lines():
     from nltk.tokenize import NLTKWordTokenizer
 
-    from src.utils.tokenizer import word_tokenize_many
+    from src.text.tokenizer import word_tokenize_many
 
     reference = NLTKWordTokenizer()
     lines = TRICKY_LINES + [line.upper() for line in TRICKY_LINES] + [f"{a} {b}" for a in TRICKY_LINES[:8]

@@ -13,8 +13,10 @@ import pytest
 
 import gigaword
 import news_crawl
-from src.utils.loss_monitor import read_metrics
+from src.training.metrics_log import read_metrics
 from tests.helpers import random_sentences, vocab_for, write_lines
+
+pytestmark = pytest.mark.slow  # end to end: trains models in subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "GLOG_v": "3", "PYTHONPATH": str(ROOT)}
@@ -141,29 +143,32 @@ def test_best_by_rouge_keeps_the_checkpoint_with_the_best_validation_rouge(data,
     train(data, out, f"--dataset_config.fine_tune_dataset={pairs}", f"--dataset_config.valid_dataset={pairs}",
           "--dataset_config.pre_train_dataset=", "--dataset_config.epochs=3", "--checkpoint_options.eval_every_steps=5",
           "--checkpoint_options.best_by=rouge", "--checkpoint_options.valid_rouge_lines=6",
-          "--learn_rate_config.lr=0.01", "--decode_config.beam_width=2", "--decode_config.max_decode_length_b=5")
+          "--learn_rate_config.lr=0.01", "--decode_config.beam_width=2", "--decode_config.max_decode_length_b=5",
+          "--decode_config.min_decode_length=3")
     valid = [r for r in read_metrics(out / "metrics.jsonl") if "valid_rouge" in r]
     assert [r["step"] for r in valid] == [5, 10, 15]
     for r in valid:
         assert r["valid_rouge_pairs"] == 6
         assert r["valid_rouge"] == pytest.approx((r["valid_rouge1"] + r["valid_rouge2"] + r["valid_rougeL"]) / 3)
         assert 0.0 <= r["valid_copy_rate"] <= 1.0 and r["valid_ref_copy_rate"] == 1.0  # titles = first words
-    assert max(r["valid_rouge"] for r in valid) > 0.0  # the model learned to copy some title words
+    assert max(r["valid_rouge"] for r in valid) > 0.0  # some hypothesis words are title words
     best = max(valid, key=lambda r: (r["valid_rouge"], -r["step"]))  # the first of equal scores is kept
     _, state = load_checkpoint(out / "checkpoints" / "ckpt_finetune_best.ckpt")
     assert state["step"] == best["step"] and state["valid_rouge"] == pytest.approx(best["valid_rouge"])
     _, last = load_checkpoint(out / "checkpoints" / "ckpt_finetune_step15.ckpt")
     assert last["best_valid_rouge"] == pytest.approx(best["valid_rouge"])
-    # the in-loop score is what eval.py computes offline for that checkpoint on the same pairs
+    # the in-loop score is what eval.py computes offline for that checkpoint on the same pairs, at the best
+    # step and at the last one (whose decoding graph was compiled at the first validation, steps before)
     write_lines(tmp_path / "src6.txt", (data / "a.txt").read_text().splitlines()[:6])
     write_lines(tmp_path / "ref6.txt", (data / "t.txt").read_text().splitlines()[:6])
-    best_ckpt = out / "checkpoints" / "ckpt_finetune_best.ckpt"
-    proc = subprocess.run([sys.executable, str(ROOT / "eval.py"), "--checkpoint", str(best_ckpt),
-                           "--test_src", str(tmp_path / "src6.txt"),
-                           "--test_ref", str(tmp_path / "ref6.txt"), "--vocab", str(data / "vocab.txt"),
-                           "--tokenized_output", "--output", str(tmp_path / "hyp.txt")],
-                          env=ENV, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    offline = json.loads((tmp_path / "hyp.txt.report.json").read_text())["rouge"]
-    for key in ("rouge1", "rouge2", "rougeL"):
-        assert offline[key] == pytest.approx(best[f"valid_{key}"], abs=1e-9)
+    by_step = {r["step"]: r for r in valid}
+    for name, record in (("ckpt_finetune_best.ckpt", best), ("ckpt_finetune_step15.ckpt", by_step[15])):
+        proc = subprocess.run([sys.executable, str(ROOT / "eval.py"), "--checkpoint", str(out / "checkpoints" / name),
+                               "--test_src", str(tmp_path / "src6.txt"), "--test_ref", str(tmp_path / "ref6.txt"),
+                               "--vocab", str(data / "vocab.txt"), "--tokenized_output",
+                               "--output", str(tmp_path / f"{name}.txt")],
+                              env=ENV, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        offline = json.loads((tmp_path / f"{name}.txt.report.json").read_text())["rouge"]
+        for key in ("rouge1", "rouge2", "rougeL"):
+            assert offline[key] == pytest.approx(record[f"valid_{key}"], abs=1e-9), (name, key)

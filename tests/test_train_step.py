@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from mindspore import Tensor, nn
 
+from src.training.optimizer import build_optimizer, decays
+from src.training.train_step import TrainStep, clip_by_global_norm, make_loss_scaler
+from src.transformer.loss import label_smoothed_nll
 from src.transformer.transformer import MassTransformer
-from src.utils.loss import label_smoothed_nll
-from src.utils.optimizer import build_optimizer, decays
-from src.utils.train_step import TrainStep, clip_by_global_norm, make_loss_scaler
 
 VOCAB = 50
 

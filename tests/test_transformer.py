@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from mindspore import Tensor, ops
 
+from src.text.dictionary import MASK_ID, PAD_ID
 from src.transformer.attention import SelfAttention
 from src.transformer.positional import sinusoid_table
-from src.transformer.transformer import MASK_ID, PAD_ID, MassTransformer, count_parameters
+from src.transformer.transformer import MassTransformer, count_parameters
 
 ATOL = 1e-5
 

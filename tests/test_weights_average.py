@@ -10,20 +10,14 @@ from mindspore import Tensor, nn
 import export
 import weights_average
 from config.config import MassConfig
+from src.text.dictionary import EOS_ID, PAD_ID
+from src.transformer.export import GreedyDecoder, check_format
 from src.transformer.generator import generate
-from src.transformer.transformer import EOS_ID, PAD_ID, MassTransformer
-from src.utils.average import (
-    average_checkpoints,
-    checkpoint_paths,
-    is_model_param,
-    last_step_checkpoints,
-    save_npz,
-)
-from src.utils.checkpoint import save_checkpoint
+from src.transformer.transformer import MassTransformer
+from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints
+from src.utils.checkpoint import is_model_param, load_model_weights, read_weights, save_checkpoint, save_npz
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from src.utils.export import GreedyDecoder, check_format
-from src.utils.load_weights import load_model_weights, read_weights
 
 STATE = {"phase": "pretrain", "epoch": 1, "batch_in_epoch": 3, "step": 10, "config_json": "{}"}
 

@@ -13,11 +13,12 @@ import numpy as np
 from tqdm import tqdm
 
 from src.dataset import schema
+from src.dataset.modelzoo import to_modelzoo_record
 from src.dataset.writer import MindRecordDatasetWriter
 from src.language_model import example_rng
-from src.language_model.loose_masked_language_model import loose_mask, to_modelzoo_record
+from src.language_model.loose_masked_language_model import loose_mask
 from src.language_model.noise_channel_language_model import add_noise
-from src.utils.dictionary import Dictionary
+from src.text.dictionary import EOS_ID, Dictionary
 from src.utils.errors import UserError
 from src.utils.fileio import count_lines, iter_lines
 from src.utils.parallel import chunked_lines, close_pool, make_pool, ordered_pool_map
@@ -282,7 +283,7 @@ def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opt
 
 
 def _pair_row(src, tgt, index, opts, stats):
-    eos_only = np.array([2], dtype=np.int32)
+    eos_only = np.array([EOS_ID], dtype=np.int32)
     if opts.keep_all:
         if src is None or tgt is None:
             stats.dropped["empty_kept"] += 1  # counted, still written: test sets keep every line

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from src.utils.errors import UserError, where
-from src.utils.fileio import iter_lines, require_file
+from src.utils.fileio import atomic_open, iter_lines, require_file, text_files
 
 SEPARATOR = " +++$+++ "
 ENCODING = "latin-1"
@@ -84,3 +84,55 @@ def dialog_pairs(lines_path, conversations_path, valid_percent=5.0, test_percent
                 continue
             pairs[split].append((context, response))
     return pairs, dropped
+
+
+def write_raw_pairs(pairs, out_folder):
+    """Write cornell_<split>_src.txt / _tgt.txt; returns {split: (src_path, tgt_path)}."""
+    paths = {}
+    for split in SPLITS:
+        src = Path(out_folder) / f"cornell_{split}_src.txt"
+        tgt = Path(out_folder) / f"cornell_{split}_tgt.txt"
+        with atomic_open(src) as fs, atomic_open(tgt) as ft:
+            for context, response in pairs[split]:
+                fs.write(context + "\n")
+                ft.write(response + "\n")
+        paths[split] = (src, tgt)
+    return paths
+
+
+def encode_raw_pairs(raw_paths, codes, processes, lowercase=False, hash_digits=False):
+    """Tokenize (keeping lines aligned) and BPE the raw text pair files; returns {split: (src, tgt)}."""
+    from src.text.byte_pair_encoding import apply_bpe_to_files
+    from src.text.corpus import tokenize_files
+
+    jobs, result = [], {}
+    for split, pair in raw_paths.items():
+        bpe_pair = []
+        for raw in pair:
+            tokenize_files([raw], raw.parent, keep_lines=True, lowercase=lowercase, hash_digits=hash_digits,
+                           pool_size=processes)
+            bpe = raw.with_name(raw.stem + "_bpe.txt")
+            jobs.append((raw.with_name(raw.stem + "_tokenized.txt"), bpe))
+            bpe_pair.append(bpe)
+        result[split] = tuple(bpe_pair)
+    apply_bpe_to_files(codes, jobs, processes=processes, count=False)
+    return result
+
+
+def prefixed_pairs(folder, prefixes: dict):
+    """{split: (src, tgt)} from <prefix>*src*.txt / <prefix>*tgt*.txt files (ModelZoo layout); ``prefixes``
+    maps each split to its file-name prefix."""
+    found = {}
+    for split in SPLITS:
+        prefix = prefixes[split]
+        src = [p for p in text_files(folder) if p.name.startswith(prefix) and "src" in p.name]
+        tgt = [p for p in text_files(folder) if p.name.startswith(prefix) and "tgt" in p.name]
+        if not src and not tgt:
+            continue
+        if len(src) != 1 or len(tgt) != 1:
+            raise UserError(f"{folder}: expected one {prefix}*src*.txt and one {prefix}*tgt*.txt, found "
+                            f"{[p.name for p in src]} and {[p.name for p in tgt]}")
+        found[split] = (src[0], tgt[0])
+    if not found:
+        raise UserError(f"{folder}: no <prefix>*src*.txt / <prefix>*tgt*.txt files for the prefixes given")
+    return found

@@ -6,21 +6,22 @@ Every loader yields batches of :data:`src.dataset.schema.BATCH_COLUMNS`, int32 a
 """
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from config.config import MaskConfig
 from src.dataset import schema
+from src.dataset.batching import cut, pad_batch, pad_width
+from src.dataset.modelzoo import modelzoo_transform
 from src.dataset.writer import MANIFEST_SUFFIX, dataset_files, read_manifest
 from src.language_model import example_rng, get_masker
 from src.language_model.noise_channel_language_model import add_noise, pair_example
+from src.text.dictionary import PAD_ID
 from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-PAD_ID = 0
-EOS_ID = 2
 
 
 def resolve_datasets(spec) -> list[Path]:
@@ -44,14 +45,6 @@ def resolve_datasets(spec) -> list[Path]:
     return paths
 
 
-@dataclass
-class MaskSettings:
-    mask_type: str = "mass"
-    mask_ratio: float = 0.5
-    start_probs: tuple = (0.2, 0.2, 0.6)
-    replace_probs: tuple = (0.8, 0.1, 0.1)
-
-
 def as_batch_columns(example) -> tuple:
     """A MaskedExample in the order of ``schema.BATCH_COLUMNS``, as int32 arrays."""
     ordered = (example.encoder_input, example.decoder_input, example.decoder_positions,
@@ -62,7 +55,7 @@ def as_batch_columns(example) -> tuple:
 class MonoTransform:
     """``(ids, index) -> batch columns`` for one pre-training example (dynamic masking)."""
 
-    def __init__(self, vocab_size, seed, epoch, mask: MaskSettings):
+    def __init__(self, vocab_size, seed, epoch, mask: MaskConfig):
         self.vocab_size, self.seed, self.epoch, self.mask = vocab_size, seed, epoch, mask
         self.masker = get_masker(mask.mask_type)
 
@@ -71,13 +64,6 @@ class MonoTransform:
                               vocab_size=self.vocab_size, mask_ratio=self.mask.mask_ratio,
                               start_probs=self.mask.start_probs, replace_probs=self.mask.replace_probs)
         return as_batch_columns(example)
-
-
-def cut(ids, max_len):
-    """``ids`` cut to ``max_len`` tokens, keeping the final ``</s>``."""
-    if not max_len or len(ids) <= max_len:
-        return ids
-    return np.concatenate([ids[: max_len - 1], [EOS_ID]]).astype(ids.dtype)
 
 
 class PairTransform:
@@ -99,36 +85,7 @@ class PairTransform:
         return as_batch_columns(pair_example(source, cut(target, self.max_tgt_len)))
 
 
-def modelzoo_transform(src, src_padding, prev_opt, prev_padding, target, tgt_padding):
-    """ModelZoo's static 6 columns -> batch columns (decoder arrays are left-padded to their absolute
-    positions there, so positions are simply 0..len-1)."""
-    del src_padding, prev_padding
-    labels = np.where(tgt_padding > 0, target, PAD_ID)
-    positions = np.arange(len(prev_opt))
-    return tuple(np.asarray(a, dtype=np.int32) for a in (src, prev_opt, positions, labels))
-
-
-def round_up(length, multiple):
-    return int(-(-length // multiple) * multiple) if multiple > 1 else int(length)
-
-
-def pad_batch(columns, multiple=1):
-    """Right-pad each list of 1-D arrays to a common length rounded up to ``multiple``.
-
-    >>> [a.tolist() for a in pad_batch([[np.array([5, 6, 2]), np.array([7, 2])]], multiple=4)]
-    [[[5, 6, 2, 0], [7, 2, 0, 0]]]
-    """
-    out = []
-    for arrays in columns:
-        width = round_up(max(len(a) for a in arrays), multiple)
-        batch = np.zeros((len(arrays), width), dtype=np.int32)
-        for row, a in enumerate(arrays):
-            batch[row, : len(a)] = a
-        out.append(batch)
-    return out
-
-
-def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask: MaskSettings = None,
+def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask: MaskConfig = None,
                  shuffle=True, num_shards=None, shard_id=None, bucket_boundaries=None, pad_multiple=8,
                  drop_remainder=False, max_src_len=None, max_tgt_len=None, noise_prob=0.0, skip_batches=0,
                  num_parallel_workers=1):
@@ -168,7 +125,7 @@ def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask
 
 def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len, max_tgt_len, noise_prob):
     if kind == schema.KIND_MONO:
-        return (schema.IDS, schema.INDEX), MonoTransform(vocab_size, seed, epoch, mask or MaskSettings())
+        return (schema.IDS, schema.INDEX), MonoTransform(vocab_size, seed, epoch, mask or MaskConfig())
     if kind == schema.KIND_PAIR:
         return ((schema.SOURCE_IDS, schema.TARGET_IDS, schema.INDEX),
                 PairTransform(max_src_len, max_tgt_len, noise_prob, seed, epoch))
@@ -192,16 +149,26 @@ def _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder):
         pad_info={c: (None, PAD_ID) for c in columns}, drop_remainder=drop_remainder)
 
     def round_fn(src_ids, dec_in_ids, dec_positions, tgt_ids):
-        return tuple(_round_width(b, pad_multiple) for b in (src_ids, dec_in_ids, dec_positions, tgt_ids))
+        return tuple(pad_width(b, pad_multiple) for b in (src_ids, dec_in_ids, dec_positions, tgt_ids))
 
     return data.map(operations=round_fn, input_columns=columns, output_columns=columns)
 
 
-def _round_width(batch, multiple):
-    width = round_up(batch.shape[1], multiple)
-    if width == batch.shape[1]:
-        return batch.astype(np.int32)
-    return np.pad(batch, ((0, 0), (0, width - batch.shape[1]))).astype(np.int32)
+def load_from_config(cfg, datasets, *, epoch, shuffle, rank=0, group_size=1, skip_batches=0, training=True):
+    """The batches of one epoch of ``datasets`` for this rank, as configured.
+
+    Under data parallel there is no length bucketing: every rank must get the same number of batches
+    (their steps are matched by the gradient all-reduce), and bucketing each rank's shard would not.
+    """
+    data, mask = cfg.dataset_config, cfg.mask_config
+    return load_dataset(
+        datasets, batch_size=data.batch_size, vocab_size=cfg.model_config.vocab_size, epoch=epoch,
+        seed=cfg.model_config.random_seed, shuffle=shuffle and data.shuffle,
+        mask=mask,
+        num_shards=group_size if group_size > 1 else None, shard_id=rank if group_size > 1 else None,
+        bucket_boundaries=list(data.bucket_boundaries) if group_size == 1 else None, max_src_len=data.max_len,
+        max_tgt_len=data.max_tgt_len, noise_prob=mask.noise_prob if training else 0.0,
+        skip_batches=skip_batches, num_parallel_workers=data.num_parallel_workers, pad_multiple=data.pad_multiple)
 
 
 def dataset_size(datasets) -> int:

@@ -8,9 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Fixed special ids (the ModelZoo ones); see src/utils/dictionary.py.
-PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
-NUM_SPECIALS = 5
+from src.text.dictionary import BOS_ID, MASK_ID, NUM_SPECIALS
 
 
 class MaskedExample(NamedTuple):

@@ -6,7 +6,8 @@ teaches nothing useful). Decoder arrays for a pair come from :func:`pair_example
 
 import numpy as np
 
-from src.language_model.base import BOS_ID, EOS_ID, MASK_ID, MaskedExample
+from src.language_model.base import MaskedExample
+from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID
 
 
 def add_noise(tokens, *, rng: np.random.Generator, prob: float) -> np.ndarray:

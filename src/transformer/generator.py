@@ -13,13 +13,45 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, ops
 
+from src.dataset.batching import cut_batch, pad_width, round_up
+from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 from src.transformer.beam_search import Hypothesis, beam_search
-from src.transformer.transformer import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
 SOURCE_LENGTH_MULTIPLE = 8  # sources and caches are padded to a few shapes, each compiled once
 CACHE_LENGTH_MULTIPLE = 16
 
 _STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+# decode_config key -> generate() argument: the one mapping between the config and the search
+DECODE_ARGS = {
+    "beam_width": "beam_size", "length_penalty_weight": "length_penalty",
+    "length_penalty_type": "length_penalty_type", "min_decode_length": "min_len",
+    "max_decode_length_a": "max_len_a", "max_decode_length_b": "max_len_b",
+    "no_repeat_ngram_size": "no_repeat_ngram_size", "n_best": "n_best",
+}
+
+
+def decode_options(decode_config, **overrides) -> dict:
+    """``generate()`` keyword arguments from a ``DecodeConfig``, with non-None ``overrides`` on top
+    (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
+    options = {arg: getattr(decode_config, key) for key, arg in DECODE_ARGS.items()}
+    unknown = set(overrides) - set(options)
+    if unknown:
+        raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    options["n_best"] = min(options["n_best"], options["beam_size"])
+    return options
+
+
+def max_decode_lengths(src_lengths, max_len_a: float, max_len_b: int, max_positions: int) -> np.ndarray:
+    """Per source, the most tokens to generate: ``int(a * src_len + b)``, at least 1, at most the
+    position table.
+
+    >>> max_decode_lengths(np.array([10, 40]), 1.5, 4, 64).tolist()
+    [19, 64]
+    """
+    lengths = (max_len_a * np.asarray(src_lengths) + max_len_b).astype(np.int64)
+    return np.maximum(np.minimum(lengths, max_positions), 1)
 
 
 def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, max_len_b: int,
@@ -33,18 +65,17 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     if model.training:
         raise ValueError("generate() needs the model in eval mode: call model.set_train(False) first")
     max_positions = model.config.max_position_embeddings
-    src_ids = truncate_source(np.asarray(src_ids), max_positions)
+    src_ids = cut_batch(np.asarray(src_ids), max_positions)
     batch = src_ids.shape[0]
     src_lengths = (src_ids != PAD_ID).sum(axis=1)  # (batch,)
-    max_len = np.minimum((max_len_a * src_lengths + max_len_b).astype(np.int64), max_positions)  # (batch,)
-    max_len = np.maximum(max_len, 1)
+    max_len = max_decode_lengths(src_lengths, max_len_a, max_len_b, max_positions)  # (batch,)
 
-    src = Tensor(_pad_columns(src_ids, SOURCE_LENGTH_MULTIPLE, max_positions).astype(np.int32))
+    src = Tensor(pad_width(src_ids, SOURCE_LENGTH_MULTIPLE, max_positions))
     memory, _ = model.encode(src)  # (batch, src_len, d)
     tile = Tensor(np.repeat(np.arange(batch), beam_size).astype(np.int32))  # (rows,): example of each row
     memory = ops.gather(memory, tile, 0)  # (rows, src_len, d)
     memory_mask = ops.gather(model.memory_mask(src), tile, 0)  # (rows, src_len)
-    cache_len = min(_round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
+    cache_len = min(round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
     cache = model.init_cache(memory, cache_len)
     decode_step = _step_function(model)
     rows = batch * beam_size
@@ -63,22 +94,6 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
                        no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=(PAD_ID, MASK_ID))
 
 
-def truncate_source(src_ids: np.ndarray, max_positions: int) -> np.ndarray:
-    """Cut sources longer than ``max_positions``; a cut row whose text ended with ``</s>`` keeps it.
-
-    >>> truncate_source(np.array([[7, 8, 9, 2], [7, 2, 0, 0]]), 3)
-    array([[7, 8, 2],
-           [7, 2, 0]])
-    """
-    if src_ids.shape[1] <= max_positions:
-        return src_ids
-    cut = src_ids[:, :max_positions].copy()  # (batch, max_positions)
-    lengths = (src_ids != PAD_ID).sum(axis=1)  # (batch,)
-    ends_with_eos = src_ids[np.arange(len(src_ids)), np.maximum(lengths - 1, 0)] == EOS_ID
-    cut[(lengths > max_positions) & ends_with_eos, -1] = EOS_ID
-    return cut
-
-
 def _step_function(model):
     """The jit-compiled decoder step of ``model``, built once per model."""
     if model not in _STEP_FUNCTIONS:
@@ -91,13 +106,3 @@ def _step_function(model):
 
         _STEP_FUNCTIONS[model] = decode_step
     return _STEP_FUNCTIONS[model]
-
-
-def _pad_columns(ids: np.ndarray, multiple: int, limit: int) -> np.ndarray:
-    """Right-pad ``ids`` (batch, len) with ``<pad>`` to a multiple of ``multiple`` columns, at most ``limit``."""
-    width = min(_round_up(ids.shape[1], multiple), max(limit, ids.shape[1]))
-    return np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=PAD_ID)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple

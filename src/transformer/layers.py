@@ -11,8 +11,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from src.transformer import initializer
 from src.transformer.positional import sinusoid_table
-from src.utils import initializer
 
 ACTIVATIONS = {"relu": ops.relu, "gelu": ops.gelu}
 LAYER_NORM_EPSILON = 1e-5

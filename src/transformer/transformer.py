@@ -35,10 +35,10 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 
 from config.config import resolve_compute_type
+from src.text.dictionary import MASK_ID, PAD_ID
 from src.transformer.attention import CrossAttention, SelfAttention, causal_mask
 from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul
 
-PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
 CACHE_TENSORS_PER_LAYER = 4
 DTYPES = {"float32": ms.float32, "float16": ms.float16}
 

@@ -15,38 +15,17 @@ parameter keeps its dtype.
 """
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
-from src.utils.checkpoint import STATE_KEYS, STEP_RE
+from src.utils.checkpoint import checkpoint_prefix, is_model_param, read_weights, step_checkpoints
 from src.utils.errors import UserError
-from src.utils.fileio import fsync_replace, temporary_path_for
-from src.utils.load_weights import read_weights
 
 logger = logging.getLogger(__name__)
 
-# Prefixes of optimizer slots (MindSpore's Adam, AdamWeightDecay, Lamb, Momentum), of the gradient
-# accumulators (src/utils/train_step.py) and of the loss-scaler state (src/utils/trainer.py).
-NON_MODEL_PREFIXES = ("moment1.", "moment2.", "vhat.", "adam_m.", "adam_v.", "lamb_m.", "lamb_v.", "moments.",
-                      "accum.", "loss_scaler.")
-# Scalars written by optimizers, loss-scale cells and MindSpore's ModelCheckpoint, and our run state.
-NON_MODEL_NAMES = frozenset(("beta1_power", "beta2_power", "global_step", "learning_rate", "scale_sense",
-                             "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
-                             "epoch_num", "step_num") + STATE_KEYS)
-STEP_PREFIX_RE = re.compile(r"^(.*)_step\d+\.ckpt$")
 MAX_LISTED = 10
-
-
-def is_model_param(name: str) -> bool:
-    """True for a model parameter, False for an optimizer slot, counter, loss scale or run-state entry.
-
-    >>> is_model_param("embedding.table"), is_model_param("moment1.embedding.table"), is_model_param("step")
-    (True, False, False)
-    """
-    return name not in NON_MODEL_NAMES and not name.startswith(NON_MODEL_PREFIXES)
 
 
 def checkpoint_paths(inputs: Iterable) -> list[Path]:
@@ -88,14 +67,14 @@ def last_step_checkpoints(folder, count: int) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"checkpoint folder not found: {folder}")
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_RE.search(p.name)) and p.is_file()]
-    prefixes = sorted({STEP_PREFIX_RE.match(p.name).group(1) for _, p in found})
+    found = step_checkpoints(folder)
+    prefixes = sorted({checkpoint_prefix(p) for p in found})
     if not found:
         raise UserError(f"no <prefix>_step<N>.ckpt file in {folder}")
     if len(prefixes) > 1:
         raise UserError(f"{folder} holds step checkpoints of several runs or phases ({', '.join(prefixes)}): "
                         "name the files with --input_files")
-    chosen = [p for _, p in sorted(found)][-count:]
+    chosen = found[-count:]
     if len(chosen) < count:
         logger.warning("only %d step checkpoint(s) in %s, fewer than --last %d", len(chosen), folder, count)
     return chosen
@@ -153,23 +132,3 @@ def _cast(mean: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.floating):
         return mean.astype(dtype)
     return np.rint(mean).astype(dtype)  # integers and booleans: the nearest representable value
-
-
-def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path.
-
-    ``np.savez`` appends ``.npz`` to a name without it, so the temporary name keeps that suffix.
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path_for(path).with_suffix(".npz")
-    try:
-        with open(tmp, "wb") as handle:  # an open file: numpy writes it under exactly this name
-            np.savez(handle, **arrays)
-        fsync_replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path

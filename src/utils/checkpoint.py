@@ -1,9 +1,17 @@
-"""Checkpoints: atomic save, load with run state, keep the last N and the best, find the latest.
+"""The checkpoint format, in one place: what a checkpoint holds, how it is written, read and found.
 
-A checkpoint is a MindSpore ``.ckpt`` (protobuf: loading it never executes code) holding the model
-parameters, the optimizer state (moments, step counter, learning rate), the loss-scaler state, and the
-run state as plain values: phase, epoch, batch position inside the epoch, optimizer step, and the
-resolved config as JSON text.
+A checkpoint is a MindSpore ``.ckpt`` (protobuf: loading it never executes code) holding
+
+* the model parameters (:func:`is_model_param`), named as the model's cells name them;
+* the optimizer state (moments, step counter, learning rate), the gradient accumulators
+  (``ACCUM_PREFIX``) and the dynamic loss-scaler state (``LOSS_SCALER_ENTRIES``);
+* the run state (``STATE_KEYS``) as plain values: phase, epoch, batch position inside the epoch,
+  optimizer step, the resolved config as JSON text, and the validation scores that chose it.
+
+Weights-only files are ``.npz`` archives of the model parameters (:func:`save_npz`, written by
+weights_average.py); :func:`read_weights` and :func:`load_model_weights` read both kinds. Step
+checkpoints are named ``<prefix>_step<N>.ckpt`` (:func:`step_checkpoints`), the best one
+``<prefix>_best.ckpt`` (:class:`CheckpointManager`).
 """
 
 import json
@@ -12,33 +20,43 @@ import re
 from pathlib import Path
 
 import mindspore as ms
+import numpy as np
+from mindspore import Parameter, Tensor
 
 from src.utils.errors import UserError
-from src.utils.fileio import fsync_replace, temporary_path_for
+from src.utils.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
 STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss", "best_valid_loss",
               "valid_rouge", "best_valid_rouge")
-STEP_RE = re.compile(r"_step(\d+)\.ckpt$")
+STEP_RE = re.compile(r"^(.*)_step(\d+)\.ckpt$")
+ACCUM_PREFIX = "accum."  # gradient accumulators (src/training/train_step.py)
+LOSS_SCALER_ENTRIES = ("loss_scaler.scale_value", "loss_scaler.counter")  # dynamic loss scaling
+# Prefixes of optimizer slots (MindSpore's Adam, AdamWeightDecay, Lamb, Momentum), of the gradient
+# accumulators and of the loss-scaler state.
+NON_MODEL_PREFIXES = ("moment1.", "moment2.", "vhat.", "adam_m.", "adam_v.", "lamb_m.", "lamb_v.", "moments.",
+                      ACCUM_PREFIX, "loss_scaler.")
+# Scalars written by optimizers, loss-scale cells and MindSpore's ModelCheckpoint, and our run state.
+NON_MODEL_NAMES = frozenset(("beta1_power", "beta2_power", "global_step", "learning_rate", "scale_sense",
+                             "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
+                             "epoch_num", "step_num") + STATE_KEYS)
 
 
-def _temporary_ckpt(path: Path) -> Path:
-    # MindSpore appends ".ckpt" to names that lack it, so the temporary name keeps the suffix
-    return temporary_path_for(path).with_suffix(".ckpt")
+def is_model_param(name: str) -> bool:
+    """True for a model parameter, False for an optimizer slot, counter, loss scale or run-state entry.
+
+    >>> is_model_param("embedding.table"), is_model_param("moment1.embedding.table"), is_model_param("step")
+    (True, False, False)
+    """
+    return name not in NON_MODEL_NAMES and not name.startswith(NON_MODEL_PREFIXES)
 
 
 def save_checkpoint(path, entries: list, state: dict) -> Path:
     """Write ``entries`` (``[{"name", "data"}]``) and ``state`` (plain values) atomically to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_ckpt(path)
-    try:
+    with atomic_path(path, suffix=".ckpt") as tmp:  # MindSpore appends ".ckpt" to names that lack it
         ms.save_checkpoint(entries, str(tmp), append_dict={k: v for k, v in state.items() if v is not None})
-        fsync_replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -64,14 +82,23 @@ def config_of(state: dict) -> dict | None:
     return json.loads(text) if text else None
 
 
-def step_checkpoints(folder, prefix) -> list[Path]:
-    """``<prefix>_step<N>.ckpt`` files of ``folder``, oldest step first."""
+def step_checkpoints(folder, prefix=None) -> list[Path]:
+    """``<prefix>_step<N>.ckpt`` files of ``folder`` (any prefix when ``prefix`` is None), oldest step first."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.glob(f"{prefix}_step*.ckpt")
-             if (m := STEP_RE.search(p.name))]
+    found = [(int(m.group(2)), p) for p in folder.iterdir()
+             if (m := STEP_RE.match(p.name)) and (prefix is None or m.group(1) == prefix) and p.is_file()]
     return [p for _, p in sorted(found)]
+
+
+def checkpoint_prefix(path) -> str:
+    """The ``<prefix>`` of a ``<prefix>_step<N>.ckpt`` name (a run's phase).
+
+    >>> checkpoint_prefix("run/ckpt_finetune_step300.ckpt")
+    'ckpt_finetune'
+    """
+    return STEP_RE.match(Path(path).name).group(1)
 
 
 class CheckpointManager:
@@ -106,3 +133,89 @@ class CheckpointManager:
     def latest(self) -> Path | None:
         found = step_checkpoints(self.folder, self.prefix)
         return found[-1] if found else None
+
+
+# ---- weights ------------------------------------------------------------------------------------------
+
+def read_weights(path) -> dict[str, np.ndarray]:
+    """All array entries of a ``.ckpt`` or ``.npz`` file, by name (never unpickles anything)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    params, _ = load_checkpoint(path)
+    return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}
+
+
+def read_model_file(path) -> tuple[dict[str, np.ndarray], dict]:
+    """``(weights by name, run state)`` of a ``.ckpt`` (one read), or of an ``.npz`` (state ``{}``)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return read_weights(path), {}
+    params, state = load_checkpoint(path)
+    return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}, state
+
+
+def load_model_weights(network, path, skip=()) -> list[str]:
+    """Copy the weights of ``path`` into ``network``; returns the names of the ignored extra entries
+    (see :func:`assign_weights`)."""
+    return assign_weights(network, read_weights(path), path, skip)
+
+
+def assign_weights(network, weights: dict, path, skip=()) -> list[str]:
+    """Copy ``weights`` (read from ``path``) into ``network``; returns the names of the ignored entries.
+
+    Parameters whose names match one of the regular expressions ``skip`` (``re.search``) are not
+    loaded: they keep their current (fresh) values, e.g. to transfer only part of a pre-trained model.
+    Missing parameters or shape mismatches raise a UserError listing them.
+    """
+    own = {p.name: p for p in network.get_parameters()}
+    kept = sorted(n for n in own if any(re.search(pattern, n) for pattern in skip))
+    if skip:
+        if not kept:
+            raise UserError(f"{path}: existed_ckpt_skip {list(skip)} matches no model parameter")
+        own = {n: p for n, p in own.items() if n not in kept}
+        logger.info("not loaded from %s (fresh initialisation kept): %d parameter(s), e.g. %s", path,
+                    len(kept), ", ".join(kept[:4]))
+    missing = sorted(set(own) - set(weights))
+    if missing:
+        raise UserError(f"{path}: {len(missing)} model parameter(s) missing: {', '.join(missing[:10])}"
+                        + (" ..." if len(missing) > 10 else ""))
+    wrong = [f"{n} {weights[n].shape} != {tuple(p.shape)}" for n, p in own.items()
+             if tuple(weights[n].shape) != tuple(p.shape)]
+    if wrong:
+        raise UserError(f"{path}: shape mismatch (file != model): {'; '.join(wrong[:10])}")
+    for name, param in own.items():
+        param.set_data(Tensor(weights[name]).astype(param.dtype))
+    extra = sorted(set(weights) - set(own) - set(kept))
+    logger.info("loaded %d parameters from %s (%d other entries ignored)", len(own), path, len(extra))
+    return extra
+
+
+def parameter_entries(*cells_or_params, extra=None) -> list[dict]:
+    """``[{"name", "data"}]`` for saving: parameters of each cell (deduplicated by name) plus ``extra``."""
+    entries, seen = [], set()
+    for item in cells_or_params:
+        params = item.get_parameters() if hasattr(item, "get_parameters") else item
+        for p in params:
+            if isinstance(p, Parameter) and p.name not in seen:
+                seen.add(p.name)
+                entries.append({"name": p.name, "data": p})
+    for name, value in (extra or {}).items():
+        entries.append({"name": name, "data": value})
+    return entries
+
+
+def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)  # an open file: numpy writes it under exactly this name
+    return path

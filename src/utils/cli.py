@@ -1,11 +1,36 @@
 """Shared plumbing for the top-level scripts: logging set-up and user-error handling."""
 
 import logging
+import re
 import sys
 
 from src.utils.errors import UserError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+OVERRIDE = re.compile(r"^--\w+\.\w+=")  # a config override: --section.key=value
+
+
+def add_normalization_options(parser, note: str = ""):
+    """``--lowercase`` and ``--hash_digits`` (src/text/normalize.py), the same flags wherever text is read."""
+    parser.add_argument("--lowercase", action="store_true", help=f"lower-case the tokens (not <unk>/UNK){note}")
+    parser.add_argument("--hash_digits", action="store_true",
+                        help=f"replace every digit by '#' (the Gigaword convention: '3.5' -> '#.#'){note}")
+
+
+def parse_with_overrides(parser, argv=None):
+    """``(args, overrides)``: the parser's own options, and the ``--section.key=value`` config overrides
+    among the rest; anything else is a usage error (exit 2).
+
+    >>> import argparse
+    >>> parse_with_overrides(argparse.ArgumentParser(), ["--model_config.hidden_size=8"])[1]
+    ['--model_config.hidden_size=8']
+    """
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not OVERRIDE.match(a)]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides look like "
+                     "--section.key=value)")
+    return args, rest
 
 
 def setup_logging(level=logging.INFO):

@@ -12,29 +12,37 @@ from pathlib import Path
 
 from src.utils.errors import UserError, where
 
+TEMP_PREFIX = "."  # temporary names are hidden: ".<name>.<random>.tmp[<suffix>]"
+TEMP_SUFFIX = ".tmp"
 
-def temporary_path_for(path) -> Path:
-    """A unique temporary name in the same folder as ``path`` (same filesystem, so rename is atomic)."""
+
+def temporary_path_for(path, suffix: str = "") -> Path:
+    """A unique temporary name in the same folder as ``path`` (same filesystem, so rename is atomic),
+    ending with ``suffix`` (for writers that append their own extension to other names)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX + suffix, dir=path.parent)
     os.close(fd)
     os.unlink(tmp)
     return Path(tmp)
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path; on success rename it to ``path``, on error remove it.
+def atomic_path(path, suffix: str = ""):
+    """Yield a temporary path; on success flush it to disk and rename it to ``path``, on error remove it.
+
+    The one way this project writes a file: text (:func:`atomic_open`), checkpoints, ``.npz`` and
+    ``.mindir`` files all go through it. ``suffix`` is kept at the end of the temporary name, for
+    writers (MindSpore, NumPy) that would otherwise append their extension.
 
     >>> with atomic_path("out.bin") as tmp:   # doctest: +SKIP
     ...     write_somehow(tmp)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path_for(path)
+    tmp = temporary_path_for(path, suffix)
     try:
         yield tmp
-        os.replace(tmp, path)
+        fsync_replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -47,8 +55,6 @@ def atomic_open(path, mode="w", encoding="utf-8"):
         kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
         with open(tmp, mode, **kwargs) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())  # the data is on disk before the rename makes it visible
 
 
 def fsync_replace(tmp, path):

@@ -14,7 +14,8 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.amp import DynamicLossScaler, StaticLossScaler
 
-from src.utils.loss import label_smoothed_nll
+from src.transformer.loss import label_smoothed_nll
+from src.utils.checkpoint import ACCUM_PREFIX
 
 
 def make_loss_scaler(mode: str, init_scale: float, factor: float, window: int):
@@ -53,10 +54,11 @@ class TrainStep:
         self.label_smoothing = float(label_smoothing)
         self.params = optimizer.parameters
         self._micro = 0
+        self.updated = False  # whether the last call applied an update (False inside an accumulation group)
         self._grad_fn = ms.value_and_grad(self._forward, None, self.params, has_aux=True)
         if self.accumulation_steps > 1:
             self.buffers = ms.ParameterTuple(
-                Parameter(ops.zeros_like(p), name=f"accum.{p.name}", requires_grad=False)
+                Parameter(ops.zeros_like(p), name=f"{ACCUM_PREFIX}{p.name}", requires_grad=False)
                 for p in self.params)
         self._update = ms.jit(self._update_impl)
         self._accumulate = ms.jit(self._accumulate_impl)
@@ -85,14 +87,15 @@ class TrainStep:
             ops.assign(self.buffers[i], ops.zeros_like(self.buffers[i]))
         return self.buffers[0].sum()
 
-    def drop_partial_accumulation(self) -> bool:
+    def drop_partial_accumulation(self) -> int:
         """Forget micro-batches accumulated since the last update (the trainer calls this at the end of
-        an epoch, so that accumulation groups never straddle epochs); True if there were any."""
-        if self.accumulation_steps == 1 or self._micro == 0:
-            return False
+        an epoch, so that accumulation groups never straddle epochs); returns how many there were."""
+        dropped = self._micro
+        if self.accumulation_steps == 1 or dropped == 0:
+            return 0
         self._zero()  # in the graph: a compiled graph would not see Parameter.set_data
         self._micro = 0
-        return True
+        return dropped
 
     def _update_impl(self, src_ids, dec_in_ids, dec_positions, tgt_ids, lr):
         loss, grads = self._grads(src_ids, dec_in_ids, dec_positions, tgt_ids)
@@ -120,7 +123,8 @@ class TrainStep:
         batch = tuple(Tensor(b) if not isinstance(b, Tensor) else b
                       for b in (src_ids, dec_in_ids, dec_positions, tgt_ids))
         self._micro += 1
-        if self._micro < self.accumulation_steps:
+        self.updated = self._micro >= self.accumulation_steps
+        if not self.updated:
             loss = self._accumulate(*batch)
             return loss, Tensor(True), self.scaler.scale_value, Tensor(0.0, ms.float32)
         self._micro = 0

@@ -22,9 +22,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor
 
-from src.utils.loss import label_smoothed_nll
+from src.text.dictionary import EOS_ID, MASK_ID
+from src.transformer.loss import label_smoothed_nll
 
-MASK_ID, EOS_ID, PAD_ID = 4, 2, 0
 VARIANTS = ("as_trained", "mask_hidden", "source_hidden")
 
 

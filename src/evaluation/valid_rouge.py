@@ -6,7 +6,7 @@ first ``valid_rouge_lines`` pairs of the validation set (by line index: the same
 validation) with the run's ``decode_config`` and keeps ``<prefix>_best.ckpt`` by the mean of their
 ROUGE-1/2/L F1 (rouge-score, stemming). Hypotheses and references are compared as tokens, BPE removed:
 the references are the pairs' target ids, so a reference word outside the vocabulary counts as
-``<unk>``. The copy rates (:mod:`src.utils.copy_rate`) of hypotheses and references are logged with them.
+``<unk>``. The copy rates (:mod:`src.evaluation.copy_rate`) of hypotheses and references are logged with them.
 """
 
 import logging
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from src.utils.copy_rate import copy_rate, mean_words
+from src.evaluation.copy_rate import copy_rate, mean_words
 from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,8 @@ def first_pairs(datasets, lines: int, max_src_len: int) -> tuple[list, list]:
     import mindspore.dataset as ds
 
     from src.dataset import schema
-    from src.dataset.load_dataset import cut, resolve_datasets
+    from src.dataset.batching import cut
+    from src.dataset.load_dataset import resolve_datasets
     from src.dataset.writer import dataset_files, read_manifest
 
     sources, targets = [], []
@@ -50,7 +51,7 @@ class RougeValidator:
     """Decodes the same validation sources at every call and scores them against their targets."""
 
     def __init__(self, sources, targets, dictionary, decode_config, batch_size: int):
-        from src.utils.inference import decode_options
+        from src.transformer.generator import decode_options
 
         self.sources, self.dictionary = sources, dictionary
         self.references = [self.words(t) for t in targets]
@@ -62,7 +63,7 @@ class RougeValidator:
     def from_config(cls, cfg, datasets):
         from src.dataset.load_dataset import resolve_datasets
         from src.dataset.writer import read_manifest
-        from src.utils.dictionary import Dictionary
+        from src.text.dictionary import Dictionary
 
         opts = cfg.checkpoint_options
         sources, targets = first_pairs(datasets, opts.valid_rouge_lines, cfg.dataset_config.max_len)
@@ -77,9 +78,9 @@ class RougeValidator:
 
     def __call__(self, network) -> dict:
         """Beam-search the sources with ``network`` (switched to eval mode and back); ROUGE x100."""
+        from src.dataset.batching import batch_ids
+        from src.evaluation.rouge_score import rouge
         from src.transformer.generator import generate
-        from src.utils.inference import batch_ids
-        from src.utils.rouge_score import rouge
 
         was_training = network.training
         network.set_train(False)

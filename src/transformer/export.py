@@ -20,7 +20,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from src.transformer.transformer import BOS_ID, EOS_ID, MASK_ID, PAD_ID, MassTransformer
+from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from src.transformer.transformer import MassTransformer
 from src.utils.errors import UserError
 from src.utils.fileio import atomic_path
 
@@ -83,12 +84,7 @@ def export_mindir(network: nn.Cell, example_input: np.ndarray, file_name) -> Pat
     if path.suffix != ".mindir":
         path = path.with_name(path.name + ".mindir")
     network.set_train(False)
-    with atomic_path(path) as tmp:
-        written = tmp.with_suffix(".mindir")  # mindspore.export appends ".mindir" to other names
-        try:
-            ms.export(network, Tensor(example_input), file_name=str(written), file_format="MINDIR")
-            written.replace(tmp)
-        finally:
-            written.unlink(missing_ok=True)
+    with atomic_path(path, suffix=".mindir") as tmp:  # mindspore.export appends ".mindir" to other names
+        ms.export(network, Tensor(example_input), file_name=str(tmp), file_format="MINDIR")
     logger.info("exported %s (input %s %s)", path, example_input.shape, example_input.dtype)
     return path

@@ -6,9 +6,8 @@ import math
 import mindspore as ms
 import numpy as np
 
-from src.utils.loss import label_smoothed_nll
-
-PAD_ID = 0
+from src.text.dictionary import PAD_ID
+from src.transformer.loss import label_smoothed_nll
 
 
 def make_nll_fn(network):

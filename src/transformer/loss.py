@@ -2,7 +2,7 @@
 
 from mindspore import ops
 
-PAD_ID = 0
+from src.text.dictionary import PAD_ID
 
 
 def label_smoothed_nll(logits, labels, epsilon: float, pad_id: int = PAD_ID):

@@ -12,7 +12,6 @@ import functools
 import re
 
 TOKENIZERS = ("nltk", "jieba")
-PROTECTED_TOKENS = ("<unk>", "UNK")
 # nltk splits "<unk>" into "<", "unk", ">"; this lowercase word passes every Treebank rule untouched
 # (and jieba keeps an ASCII letter run whole), so it stands in for "<unk>" during tokenization.
 _UNK_PLACEHOLDER = "zzmassunkplaceholderzz"

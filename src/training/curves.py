@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from src.training.metrics_log import read_metrics
 from src.utils.errors import UserError
 from src.utils.fileio import atomic_path
-from src.utils.loss_monitor import read_metrics
 
 
 def read_curves(metrics_path) -> dict:

@@ -5,8 +5,9 @@
 >>> gen.generate(["japan 's nec corp. said wednesday it would join forces ..."])  # doctest: +SKIP
 ['nec to join forces']
 
-Raw text goes through the training preprocessing (NLTK word tokenization, BPE with ``codes`` when the
-vocabulary is a BPE one, the dictionary); outputs come back de-BPE'd and detokenized. The model runs
+Raw text goes through the training preprocessing (NLTK word tokenization, the normalisation of
+src/text/normalize.py when ``lowercase`` / ``hash_digits`` are set as for the training data, BPE with
+``codes`` when the vocabulary is a BPE one, the dictionary); outputs come back de-BPE'd and detokenized. The model runs
 in eval mode (no dropout) with the cached beam search of :mod:`src.transformer.generator`, its options
 taken from the config's ``decode_config`` unless overridden per call.
 """
@@ -20,99 +21,67 @@ from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-# decode_config key -> generate() argument
-DECODE_ARGS = {
-    "beam_width": "beam_size", "length_penalty_weight": "length_penalty",
-    "length_penalty_type": "length_penalty_type", "min_decode_length": "min_len",
-    "max_decode_length_a": "max_len_a", "max_decode_length_b": "max_len_b",
-    "no_repeat_ngram_size": "no_repeat_ngram_size", "n_best": "n_best",
-}
-
-
-def decode_options(decode_config, **overrides) -> dict:
-    """``generate()`` keyword arguments from a ``DecodeConfig``, with non-None ``overrides`` on top
-    (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
-    options = {arg: getattr(decode_config, key) for key, arg in DECODE_ARGS.items()}
-    unknown = set(overrides) - set(options)
-    if unknown:
-        raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
-    options.update({k: v for k, v in overrides.items() if v is not None})
-    options["n_best"] = min(options["n_best"], options["beam_size"])
-    return options
-
-
-def resolve_config(checkpoint, config=None, overrides=()):
+def resolve_config(state: dict, source, config=None, overrides=()):
     """The MassConfig to build the model with: ``config`` (a path or a MassConfig), else the resolved
-    config stored in the checkpoint's run state; ``overrides`` (``--section.key=value``) applied last."""
+    config stored in the run ``state`` read from ``source`` (a checkpoint); ``overrides``
+    (``--section.key=value``) applied last."""
     from config.config import MassConfig
+    from src.utils.checkpoint import config_of
 
     if isinstance(config, MassConfig):
         cfg = config
     elif config:
         cfg = MassConfig.from_json(config)
     else:
-        checkpoint = Path(checkpoint)
-        if checkpoint.suffix == ".npz":
-            raise UserError(f"{checkpoint}: an .npz holds weights only: give the model config with --config")
-        from src.utils.checkpoint import config_of, load_checkpoint
-
-        _, state = load_checkpoint(checkpoint)
+        if Path(source).suffix == ".npz":
+            raise UserError(f"{source}: an .npz holds weights only: give the model config with --config")
         stored = config_of(state)
         if stored is None:
-            raise UserError(f"{checkpoint}: no config stored in this checkpoint: give it with --config")
-        cfg = MassConfig.from_dict(stored, source=f"{checkpoint} (stored config)")
+            raise UserError(f"{source}: no config stored in this checkpoint: give it with --config")
+        cfg = MassConfig.from_dict(stored, source=f"{source} (stored config)")
     return cfg.override(list(overrides)) if overrides else cfg
-
-
-def sort_by_length(sequences) -> list[int]:
-    """Indices of ``sequences`` longest first (batches of similar lengths waste less padding)."""
-    return sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-
-
-def batch_ids(sequences, batch_size: int):
-    """Yield ``(indices, padded (batch, len) int32)`` over ``sequences`` (1-D id arrays), longest first."""
-    from src.dataset.load_dataset import pad_batch
-
-    order = sort_by_length(sequences)
-    for start in range(0, len(order), batch_size):
-        chosen = order[start:start + batch_size]
-        (padded,) = pad_batch([[np.asarray(sequences[i]) for i in chosen]])
-        yield chosen, padded
 
 
 class MassGenerator:
     """A model in eval mode, its dictionary, optional BPE encoder and decode options."""
 
-    def __init__(self, model, vocab, config, bpe=None, tokenizer: str = "nltk", lowercase: bool = False):
+    def __init__(self, model, vocab, config, bpe=None, tokenizer: str = "nltk", lowercase: bool = False,
+                 hash_digits: bool = False):
         model.set_train(False)
         self.model, self.vocab, self.config, self.bpe = model, vocab, config, bpe
-        self.tokenizer, self.lowercase = tokenizer, lowercase
+        self.tokenizer, self.lowercase, self.hash_digits = tokenizer, lowercase, hash_digits
 
     @classmethod
     def from_files(cls, checkpoint, vocab, codes=None, config=None, device_target="CPU", device_id=None,
-                   overrides=(), mode="graph", lowercase=False):
+                   overrides=(), mode="graph", lowercase=False, hash_digits=False):
         """Load a model from a ``.ckpt`` (config from its run state unless ``config`` is given) or an
-        ``.npz`` (``config`` required), its vocabulary file and optional BPE ``codes``."""
-        from src.utils.dictionary import Dictionary
+        ``.npz`` (``config`` required), its vocabulary file and optional BPE ``codes``; the checkpoint
+        is read once."""
+        from src.text.dictionary import Dictionary
+        from src.utils.checkpoint import read_model_file
         from src.utils.fileio import require_file
 
         require_file(checkpoint, "checkpoint")
         dictionary = Dictionary.load_from_persisted_dict(vocab)
-        cfg = resolve_config(checkpoint, config, overrides)
+        weights, state = read_model_file(checkpoint)
+        cfg = resolve_config(state, checkpoint, config, overrides)
         bpe = None
         if codes:
-            from src.utils.byte_pair_encoding import BytePairEncoder
+            from src.text.byte_pair_encoding import BytePairEncoder
 
             bpe = BytePairEncoder(require_file(codes, "BPE codes"))
         from src.utils.device import setup_device
 
         setup_device(device_target, device_id, mode=mode, distributed=False)
-        return cls(build_model(cfg, len(dictionary), checkpoint), dictionary, cfg, bpe, lowercase=lowercase)
+        model = build_model(cfg, len(dictionary), weights, checkpoint)
+        return cls(model, dictionary, cfg, bpe, lowercase=lowercase, hash_digits=hash_digits)
 
     # ---- options ------------------------------------------------------------------------------------
     def decode_options(self, **overrides) -> dict:
         """``generate()`` keyword arguments from ``decode_config``, with non-None ``overrides`` on top
         (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
+        from src.transformer.generator import decode_options
+
         return decode_options(self.config.decode_config, **overrides)
 
     # ---- ids ----------------------------------------------------------------------------------------
@@ -130,7 +99,7 @@ class MassGenerator:
     def ids_to_text(self, tokens, detokenized=True) -> str:
         """Generated ids -> text: cut at ``</s>``, BPE removed, detokenized (or, with ``detokenized=False``,
         left as space-separated tokens, to compare with tokenized references)."""
-        from src.utils.tokenizer import detokenize
+        from src.text.tokenizer import detokenize
 
         words = self.vocab.decode(tokens, strip_bpe=True).split()
         return detokenize(words) if detokenized else " ".join(words)
@@ -138,11 +107,11 @@ class MassGenerator:
     # ---- raw text -----------------------------------------------------------------------------------
     def encode(self, raw: str) -> np.ndarray:
         """One raw sentence -> ids with ``</s>``, preprocessed like the training data."""
-        from src.utils.tokenizer import word_tokenize
+        from src.text.normalize import normalize_tokens
+        from src.text.tokenizer import word_tokenize
 
-        tokens = word_tokenize(raw, self.tokenizer)
-        if self.lowercase:
-            tokens = [t if t in ("<unk>", "UNK") else t.lower() for t in tokens]
+        tokens = normalize_tokens(word_tokenize(raw, self.tokenizer), lowercase=self.lowercase,
+                                  hash_digits=self.hash_digits)
         line = " ".join(tokens)
         if self.bpe is not None:
             line = self.bpe.encode_line(line)
@@ -154,6 +123,8 @@ class MassGenerator:
         sequences = [self.encode(s) for s in raw_strings]
         batch_size = batch_size or self.config.dataset_config.batch_size
         results: list = [None] * len(sequences)
+        from src.dataset.batching import batch_ids
+
         for chosen, padded in batch_ids(sequences, batch_size):
             hyps = self.hypotheses_for_ids([padded], beam_size=beam_size, **decode_overrides)
             for i, nbest in zip(chosen, hyps, strict=True):
@@ -161,14 +132,14 @@ class MassGenerator:
         return results
 
 
-def build_model(cfg, vocab_size: int, checkpoint):
-    """A MassTransformer for ``cfg`` with the weights of ``checkpoint``, in eval mode."""
+def build_model(cfg, vocab_size: int, weights: dict, source):
+    """A MassTransformer for ``cfg`` with ``weights`` (read from ``source``), in eval mode."""
     from config.config import with_vocab_size
     from src.transformer.transformer import MassTransformer
-    from src.utils.load_weights import load_model_weights
+    from src.utils.checkpoint import assign_weights
 
     cfg = with_vocab_size(cfg, vocab_size, "the vocabulary file (give the one the model was trained with)")
     model = MassTransformer(cfg.model_config)
-    load_model_weights(model, checkpoint)
+    assign_weights(model, weights, source)
     model.set_train(False)
     return model

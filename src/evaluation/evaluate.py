@@ -1,0 +1,314 @@
+"""Evaluation of a trained model (eval.py): ROUGE of beam-search outputs with copy rates, teacher-forced
+perplexity, or interactive generation; the report files.
+
+ROUGE: the whole test set is decoded with beam search (decode_config), the hypotheses are de-BPE'd,
+detokenized (or, with ``tokenized_output``, kept as tokens) and written one per line in source order.
+They are scored against the raw reference file the test dataset was built from (its manifest's
+"sources"; a BPE'd ``*_bpe*`` file is de-BPE'd the same way), or against ``test_ref``. PPL:
+teacher-forced perplexity per subword and per word (src/evaluation/ppl_score.py). Either way a JSON
+report goes to ``<output>.report.json`` and a summary table to ``<output>.summary.txt`` and stdout.
+"""
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from src.text.dictionary import EOS_ID
+from src.utils.errors import UserError
+from src.utils.fileio import atomic_open, iter_lines, require_file
+
+logger = logging.getLogger(__name__)
+ROUGE_TOOLS = {"rouge": "rouge-score", "rouge_pltrdy": "rouge"}
+PPL_PAD_MULTIPLE = 8  # raw-text perplexity batches are padded like the loader's
+
+
+@dataclasses.dataclass
+class EvalRequest:
+    """What to evaluate and how: eval.py's options (see its --help)."""
+
+    checkpoint: str = ""
+    config: str = ""
+    overrides: tuple = ()
+    vocab: str = ""
+    codes: str = ""
+    metric: str = "rouge"
+    output: str = "output/hypotheses.txt"
+    test_dataset: str = ""
+    test_src: str = ""
+    test_ref: str = ""
+    lowercase: bool = False
+    hash_digits: bool = False
+    tokenized_output: bool = False
+    interactive: bool = False
+    device_target: str = "CPU"
+    device_id: int | None = None
+    pynative: bool = False
+
+    @classmethod
+    def from_namespace(cls, args) -> "EvalRequest":
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
+def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
+    """Evaluate as requested: write the hypotheses (ROUGE), the report and the summary, or answer
+    stdin line by line (interactive). The checkpoint is read once."""
+    from config.config import MassConfig
+
+    user_cfg = MassConfig.from_json(args.config).override(list(args.overrides)) if args.config else None
+    checkpoint = args.checkpoint or (user_cfg.checkpoint_options.existed_ckpt if user_cfg else "")
+    if not checkpoint:
+        raise UserError("no model: give --checkpoint (or --config with checkpoint_options.existed_ckpt)")
+    require_file(checkpoint, "checkpoint")
+    from src.evaluation.api import MassGenerator, build_model, resolve_config
+    from src.utils.checkpoint import read_model_file
+
+    weights, state = read_model_file(checkpoint)
+    cfg = resolve_config(state, checkpoint, user_cfg, () if user_cfg else args.overrides)
+    test_dataset = "" if args.test_src or args.interactive else (args.test_dataset or cfg.dataset_config.test_dataset)
+    if not (args.interactive or args.test_src or test_dataset):
+        raise UserError("nothing to evaluate: give --test_dataset (or dataset_config.test_dataset), --test_src "
+                        "with --test_ref, or --interactive")
+    manifest = None
+    if test_dataset:
+        from src.dataset.writer import read_manifest
+
+        manifest = read_manifest(test_dataset)
+        if manifest.get("kind") != "pair":
+            raise UserError(f"{test_dataset}: a {manifest.get('kind')} dataset; evaluation needs a pair dataset")
+    vocab = args.vocab or (manifest or {}).get("vocab_path", "")
+    if not vocab:
+        raise UserError("give the vocabulary with --vocab")
+    if args.codes:
+        require_file(args.codes, "BPE codes")
+    if not args.interactive:
+        check_writable(args.output)  # before minutes of decoding
+
+    from src.text.dictionary import Dictionary
+    from src.utils.device import setup_device
+
+    dictionary = Dictionary.load_from_persisted_dict(vocab)
+    bpe = None
+    if args.codes:
+        from src.text.byte_pair_encoding import BytePairEncoder
+
+        bpe = BytePairEncoder(args.codes)
+    setup_device(args.device_target, args.device_id, mode="pynative" if args.pynative else "graph",
+                 distributed=False)
+    gen = MassGenerator(build_model(cfg, len(dictionary), weights, checkpoint), dictionary, cfg, bpe,
+                        lowercase=args.lowercase, hash_digits=args.hash_digits)
+    if args.interactive:
+        return interactive(gen, stdin or sys.stdin, stdout or sys.stdout)
+    info = {"checkpoint": str(checkpoint), "vocab": str(vocab), "device_target": args.device_target,
+            "test_dataset": str(test_dataset) if test_dataset else None,
+            "test_src": args.test_src or None}
+    if args.metric == "ppl":
+        report = evaluate_ppl(gen, args, test_dataset)
+    else:
+        report = evaluate_rouge(gen, args, test_dataset, manifest)
+    report = {"metric": args.metric, **info, **report}
+    write_report(report, Path(args.output))
+    return 0
+
+
+def check_writable(output):
+    """A UserError now, rather than after the decoding, when ``output`` cannot be written."""
+    path = Path(output)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; --output names the hypotheses file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path.with_name(path.name + ".write-check")) as handle:
+            handle.write("")
+        path.with_name(path.name + ".write-check").unlink()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+
+
+# ---- interactive ------------------------------------------------------------------------------------------
+
+def interactive(gen, stdin, stdout) -> int:
+    """One generation per input line, printed as soon as it is ready (empty lines give empty outputs)."""
+    for line in stdin:
+        text = line.rstrip("\r\n")
+        print(gen.generate([text])[0] if text.strip() else "", file=stdout, flush=True)
+    return 0
+
+
+# ---- ROUGE ------------------------------------------------------------------------------------------------
+
+def load_test_sources(gen, args, test_dataset) -> tuple[list, str | None]:
+    """Per source line (index = line number), the source ids; and the dataset's reference file."""
+    if args.test_src:
+        return [gen.encode(line) for _, line in iter_lines(args.test_src)], None
+    import mindspore.dataset as ds
+
+    from src.dataset import schema
+    from src.dataset.batching import cut
+    from src.dataset.writer import dataset_files, read_manifest
+
+    data = ds.MindDataset(dataset_files(test_dataset), columns_list=[schema.SOURCE_IDS, schema.INDEX],
+                          shuffle=False, num_parallel_workers=1)
+    rows = {}
+    for source, index in data.create_tuple_iterator(output_numpy=True, num_epochs=1):
+        rows[int(index)] = cut(np.asarray(source), gen.config.dataset_config.max_len)  # as in training
+    size = max(rows) + 1 if rows else 0
+    missing = size - len(rows)
+    if missing:
+        logger.warning("%s: %d line(s) missing from the test set: their hypotheses are empty", test_dataset,
+                       missing)
+    empty = np.array([EOS_ID], dtype=np.int32)
+    sources = [rows.get(i, empty) for i in range(size)]
+    ref = read_manifest(test_dataset).get("sources", [None, None])[1]
+    return sources, resolve_source_path(ref, test_dataset) if ref else None
+
+
+def resolve_source_path(path, dataset):
+    """A manifest's source path: as written (relative to the working folder), else next to the dataset."""
+    path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return str(path)
+    beside = Path(dataset).parent / path
+    return str(beside if beside.is_file() else path)
+
+
+def read_references(path, from_bpe: bool, detokenized=True) -> list[str]:
+    """Reference lines; a BPE'd file (``*_bpe*``) is de-BPE'd and detokenized like the hypotheses."""
+    require_file(path, "reference file")
+    lines = [line for _, line in iter_lines(path)]
+    if not from_bpe:
+        return lines
+    from src.text.dictionary import strip_bpe
+    from src.text.tokenizer import detokenize
+
+    return [detokenize(strip_bpe(line).split()) if detokenized else strip_bpe(line) for line in lines]
+
+
+def decode_all(gen, sources, batch_size, detokenized=True) -> list[str]:
+    """Best hypothesis text per source, in source order (batches sorted by length)."""
+    from src.dataset.batching import batch_ids
+
+    texts = [""] * len(sources)
+    done, start = 0, time.time()
+    for chosen, padded in batch_ids(sources, batch_size):
+        for i, nbest in zip(chosen, gen.hypotheses_for_ids([padded]), strict=True):
+            texts[i] = gen.ids_to_text(nbest[0].tokens, detokenized)
+        done += len(chosen)
+        logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
+    return texts
+
+
+def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
+    from src.evaluation.rouge_score import rouge
+
+    sources, dataset_ref = load_test_sources(gen, args, test_dataset)
+    ref_path = args.test_ref or dataset_ref
+    if not ref_path:
+        raise UserError(f"{test_dataset}: its manifest names no reference file: give --test_ref")
+    from_bpe = not args.test_ref and "_bpe" in Path(ref_path).name
+    detokenized = not args.tokenized_output
+    references = read_references(ref_path, from_bpe, detokenized)
+    if len(references) != len(sources):
+        raise UserError(f"{ref_path}: {len(references)} references for {len(sources)} test sources")
+    start = time.time()
+    hypotheses = decode_all(gen, sources, gen.config.dataset_config.batch_size, detokenized)
+    seconds = time.time() - start
+    output = Path(args.output)
+    with atomic_open(output) as handle:
+        handle.writelines(h + "\n" for h in hypotheses)
+    scores = rouge(hypotheses, references, tool=ROUGE_TOOLS[args.metric], stem=True)
+    return {"hypotheses": str(output), "references": str(ref_path), "references_de_bpe": from_bpe,
+            "hypotheses_detokenized": detokenized,
+            "pairs": len(hypotheses), "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
+            "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
+            "rouge": scores, "copy": copy_report(gen, sources, hypotheses, references)}
+
+
+def copy_report(gen, sources, hypotheses, references) -> dict:
+    """Copy rates (share of words found in the source, src/evaluation/copy_rate.py) and average lengths of the
+    hypotheses and the references; the source words are the model's input tokens, BPE removed."""
+    from src.evaluation.copy_rate import copy_rate, mean_words
+
+    source_words = [gen.vocab.decode(ids, strip_bpe=True) for ids in sources]
+    return {"hypothesis_copy_rate": copy_rate(hypotheses, source_words),
+            "reference_copy_rate": copy_rate(references, source_words),
+            "hypothesis_words": mean_words(hypotheses), "reference_words": mean_words(references)}
+
+
+# ---- perplexity -------------------------------------------------------------------------------------------
+
+def ppl_batches(gen, args, test_dataset):
+    """Tuples of the 4 batch columns over the test pairs (dataset, or raw --test_src/--test_ref)."""
+    cfg = gen.config
+    cap_src, cap_tgt = cfg.dataset_config.max_len, cfg.model_config.max_position_embeddings
+    if test_dataset:
+        from src.dataset.load_dataset import load_dataset
+
+        data = load_dataset(test_dataset, batch_size=cfg.dataset_config.batch_size, shuffle=False,
+                            max_src_len=cap_src, max_tgt_len=cap_tgt, num_parallel_workers=1)
+        yield from data.create_tuple_iterator(output_numpy=True, num_epochs=1)
+        return
+    from src.dataset.batching import cut, pad_batch
+    from src.dataset.load_dataset import as_batch_columns
+    from src.language_model.noise_channel_language_model import pair_example
+
+    pairs = [as_batch_columns(pair_example(cut(gen.encode(s), cap_src), cut(gen.encode(t), cap_tgt)))
+             for (_, s), (_, t) in zip(iter_lines(args.test_src), iter_lines(args.test_ref), strict=False)]
+    size = cfg.dataset_config.batch_size
+    for start in range(0, len(pairs), size):
+        chunk = pairs[start:start + size]
+        yield tuple(pad_batch([[p[c] for p in chunk] for c in range(4)], multiple=PPL_PAD_MULTIPLE))
+
+
+def evaluate_ppl(gen, args, test_dataset) -> dict:
+    from src.evaluation.ppl_score import continuation_mask, corpus_perplexity
+
+    start = time.time()
+    result = corpus_perplexity(gen.model, ppl_batches(gen, args, test_dataset), continuation_mask(gen.vocab.symbols))
+    if result.subword_tokens == 0:
+        raise UserError("the test set has no target token")
+    return {"ppl": result.as_dict(), "label_smoothing": 0.0, "seconds": round(time.time() - start, 3)}
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+
+def summary_table(report: dict) -> str:
+    rows = [("metric", report["metric"])]
+    if "rouge" in report:
+        r = report["rouge"]
+        rows += [("tool", f"{r['tool']} {r['version']}"), ("pairs", r["pairs"]),
+                 ("ROUGE-1 F1", f"{r['rouge1']:.2f}"), ("ROUGE-2 F1", f"{r['rouge2']:.2f}"),
+                 ("ROUGE-L F1", f"{r['rougeL']:.2f}"), ("empty hypotheses", r["empty_hypotheses"]),
+                 ("options", json.dumps(r["options"], sort_keys=True))]
+    if "copy" in report:
+        c = report["copy"]
+        rows += [("copy rate (hypotheses / references)",
+                  f"{c['hypothesis_copy_rate']:.3f} / {c['reference_copy_rate']:.3f}"),
+                 ("words (hypotheses / references)", f"{c['hypothesis_words']:.2f} / {c['reference_words']:.2f}")]
+    if "ppl" in report:
+        p = report["ppl"]
+        rows += [("subword tokens", p["subword_tokens"]), ("words", p["words"]),
+                 ("PPL per subword", f"{p['subword_ppl']:.3f}"), ("PPL per word", f"{p['word_ppl']:.3f}")]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"| {'':{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
+    lines += [f"| {k:{width}} | {v} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, output: Path):
+    report_path = output.with_name(output.name + ".report.json")
+    with atomic_open(report_path) as handle:
+        json.dump(report, handle, indent=2, default=str)
+        handle.write("\n")
+    table = summary_table(report)
+    with atomic_open(output.with_name(output.name + ".summary.txt")) as handle:
+        handle.write(table)
+    sys.stdout.write(table)
+    sys.stdout.flush()
+    logger.info("report written to %s", report_path)
+
+

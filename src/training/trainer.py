@@ -1,0 +1,255 @@
+"""One training phase (pre-training or fine-tuning): the plain-Python loop around the jit step.
+
+Per optimizer step: set the learning rate from the schedule, run the step, log every
+``log_every_steps`` to metrics.jsonl, validate every ``eval_every_steps`` (and at the end of each
+epoch), checkpoint every ``save_ckpt_steps`` and at the end. Checkpoints carry the data position
+(epoch, batch inside the epoch), so a resumed run sees exactly the batches it had not seen yet.
+"""
+
+import logging
+import math
+import time
+
+import numpy as np
+from mindspore import Tensor, nn
+from mindspore.amp import DynamicLossScaler
+from tqdm import tqdm
+
+from src.dataset import schema
+from src.dataset.load_dataset import dataset_size, load_from_config, resolve_datasets
+from src.dataset.writer import read_manifest
+from src.evaluation.ppl_score import corpus_nll, make_nll_fn
+from src.training.lr_scheduler import schedule_from_config
+from src.training.optimizer import build_optimizer
+from src.training.train_step import TrainStep, make_loss_scaler
+from src.utils.checkpoint import LOSS_SCALER_ENTRIES, CheckpointManager, parameter_entries
+
+logger = logging.getLogger(__name__)
+
+
+def validation_sets(cfg, train_datasets):
+    """The configured validation datasets of the same kind as the training data."""
+    if not cfg.dataset_config.valid_dataset:
+        return []
+    kind = read_manifest(resolve_datasets(train_datasets)[0])["kind"]
+    return [p for p in resolve_datasets(cfg.dataset_config.valid_dataset) if read_manifest(p)["kind"] == kind]
+
+
+def validate(run, valid):
+    """Token NLL (no label smoothing) and perplexity over the validation sets, masks fixed (epoch 0)."""
+    if not valid:
+        return None
+    batches = load_from_config(run.cfg, valid, epoch=0, shuffle=False, training=False).create_tuple_iterator(
+        num_epochs=1, output_numpy=True)
+    if run.nll_fn is None:
+        run.nll_fn = make_nll_fn(run.net)
+    total, count = corpus_nll(run.net, batches, run.nll_fn)
+    loss = total / max(count, 1)
+    return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), "valid_tokens": count}
+
+
+class PhaseState:
+    """Position of the loop: epoch, batch inside the epoch, optimizer step."""
+
+    def __init__(self, epoch=0, batch_in_epoch=0, step=0):
+        self.epoch, self.batch_in_epoch, self.step = epoch, batch_in_epoch, step
+
+    def as_dict(self, phase, cfg, best=None, best_by="loss"):
+        """The run state of a checkpoint; ``best`` is the selection criterion (lower is better: the
+        validation loss, or minus the validation ROUGE), stored as ``best_valid_loss`` or
+        ``best_valid_rouge``."""
+        state = {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                 "config_json": cfg.to_json_text()}
+        if best is not None and math.isfinite(best):
+            state["best_valid_rouge" if best_by == "rouge" else "best_valid_loss"] = \
+                -float(best) if best_by == "rouge" else float(best)
+        return state
+
+
+def best_from_state(state: dict, best_by: str) -> float:
+    """The selection criterion (lower is better) recorded in a resumed run state, or +inf."""
+    if best_by == "rouge":
+        return -float(state["best_valid_rouge"]) if "best_valid_rouge" in state else math.inf
+    return float(state.get("best_valid_loss", math.inf))
+
+
+def _build_step(run):
+    cfg = run.cfg
+    lrc, lsc = cfg.learn_rate_config, cfg.loss_scale_config
+    optimizer = build_optimizer(run.net.trainable_params(), lrc)
+    scaler = make_loss_scaler(lsc.loss_scale_mode, lsc.init_loss_scale, lsc.loss_scale_factor, lsc.scale_window)
+    reducer = None
+    if run.group_size > 1:
+        reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=run.group_size)
+    return TrainStep(run.net, optimizer, label_smoothing=cfg.model_config.label_smoothing, scaler=scaler,
+                     clip_norm=lrc.clip_norm, accumulation_steps=lrc.grad_accumulation_steps,
+                     grad_reducer=reducer)
+
+
+def _entries(step_fn):
+    extra = {}
+    if isinstance(step_fn.scaler, DynamicLossScaler):
+        extra = dict(zip(LOSS_SCALER_ENTRIES, (step_fn.scaler.scale_value, step_fn.scaler.counter), strict=True))
+    return parameter_entries(step_fn.network, step_fn.optimizer, extra=extra)
+
+
+def _restore(step_fn, resume) -> PhaseState:
+    from mindspore import load_param_into_net
+
+    params, state = resume
+    for cell in (step_fn.network, step_fn.optimizer):
+        not_loaded, _ = load_param_into_net(cell, params, strict_load=True)
+        if not_loaded:
+            raise RuntimeError(f"resume: parameters missing from the checkpoint: {not_loaded[:10]}")
+    scale, counter = LOSS_SCALER_ENTRIES
+    if isinstance(step_fn.scaler, DynamicLossScaler) and scale in params:
+        step_fn.scaler.scale_value.set_data(params[scale])
+        step_fn.scaler.counter.set_data(params[counter])
+    return PhaseState(state["epoch"], state["batch_in_epoch"], state["step"])
+
+
+def train_phase(run, phase, datasets, resume=None) -> PhaseState:
+    """Train ``run.net`` on ``datasets`` for ``dataset_config.epochs`` epochs (or ``run.max_steps``)."""
+    return _Phase(run, phase, datasets, resume).train()
+
+
+class _Phase:
+    """One phase's loop and everything it shares between steps."""
+
+    def __init__(self, run, phase, datasets, resume):
+        cfg, opts = run.cfg, run.cfg.checkpoint_options
+        self.run, self.phase, self.datasets, self.cfg, self.opts = run, phase, datasets, cfg, opts
+        self.step_fn = _build_step(run)
+        self.schedule = schedule_from_config(cfg.learn_rate_config)
+        self.manager = CheckpointManager(run.ckpt_dir, f"{opts.ckpt_prefix}_{phase}", opts.keep_ckpt_max,
+                                         enabled=run.rank == 0)
+        self.pos = _restore(self.step_fn, resume) if resume else PhaseState()
+        self.valid = validation_sets(cfg, datasets)
+        self.rouge_validator = None
+        if opts.best_by == "rouge" and self.valid and read_manifest(self.valid[0])["kind"] == schema.KIND_PAIR:
+            from src.evaluation.valid_rouge import RougeValidator
+
+            self.rouge_validator = RougeValidator.from_config(cfg, self.valid)
+        self.best_by = "rouge" if self.rouge_validator else "loss"
+        if resume:  # the best checkpoint so far must not be replaced by a worse one after a resume
+            self.manager.best_loss = best_from_state(resume[1], self.best_by)
+        self.window = _Window()
+        self.bar = None
+
+    def train(self) -> PhaseState:
+        cfg, run, pos, step_fn = self.cfg, self.run, self.pos, self.step_fn
+        accumulation = cfg.learn_rate_config.grad_accumulation_steps
+        # from the manifests, not get_dataset_size(), which would run the whole pipeline once; exact
+        # without length buckets, a slight underestimate with them (for the progress bar and the log)
+        examples = dataset_size(self.datasets)
+        batches_per_epoch = math.ceil(math.ceil(examples / run.group_size) / cfg.dataset_config.batch_size)
+        total_steps = cfg.dataset_config.epochs * batches_per_epoch // accumulation
+        logger.info("%s: %d examples, about %d batches per epoch and %d optimizer steps in all; starting at "
+                    "step %d", self.phase, examples, batches_per_epoch, total_steps, pos.step)
+        with tqdm(total=total_steps, initial=pos.step, desc=self.phase, unit=" step", disable=run.rank != 0,
+                  mininterval=2.0) as self.bar:
+            while pos.epoch < cfg.dataset_config.epochs:
+                loader = load_from_config(cfg, self.datasets, epoch=pos.epoch, shuffle=True, rank=run.rank,
+                                          group_size=run.group_size, skip_batches=pos.batch_in_epoch)
+                for batch in loader.create_tuple_iterator(num_epochs=1, output_numpy=True):
+                    out = step_fn(*batch, lr=self.schedule(pos.step))
+                    pos.batch_in_epoch += 1
+                    self.window.add(batch, out)
+                    if not step_fn.updated:  # a micro-batch of an accumulation group
+                        continue
+                    pos.step += 1
+                    self.bar.update()
+                    self.after_step()
+                    if _stop_agreed(run) or (run.max_steps and pos.step >= run.max_steps):
+                        self.save()
+                        return pos
+                dropped = step_fn.drop_partial_accumulation()
+                if dropped:
+                    logger.info("%s epoch %d: the last %d batch(es) did not fill an accumulation group and were "
+                                "not applied", self.phase, pos.epoch, dropped)
+                pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
+                if self.opts.eval_every_steps == 0:
+                    self.validate_and_keep_best()
+        self.save()
+        return pos
+
+    def state(self, with_best=True) -> dict:
+        best = self.manager.best_loss if with_best else None
+        return self.pos.as_dict(self.phase, self.cfg, best, self.best_by)
+
+    def save(self):
+        self.manager.save(_entries(self.step_fn), self.state())
+
+    def after_step(self):
+        opts, pos, window = self.opts, self.pos, self.window
+        if pos.step % opts.log_every_steps == 0:
+            seconds = time.perf_counter() - window.start
+            record = {"phase": self.phase, "step": pos.step, "epoch": pos.epoch, "loss": window.loss / window.n,
+                      "lr": self.schedule(pos.step - 1), "loss_scale": window.last[0], "grad_norm": window.last[1],
+                      "overflow_steps": window.overflows, "src_tokens_per_s": window.src_tokens / seconds,
+                      "tgt_tokens_per_s": window.tgt_tokens / seconds, "seconds_per_step": seconds / window.n}
+            self.run.metrics.write(record)
+            self.bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
+            logger.info("%s step %d: loss %.4f lr %.3g scale %.0f norm %.3f %.0f tgt tok/s", self.phase, pos.step,
+                        record["loss"], record["lr"], record["loss_scale"], record["grad_norm"],
+                        record["tgt_tokens_per_s"])
+            window.reset()
+        if opts.eval_every_steps and pos.step % opts.eval_every_steps == 0:
+            self.validate_and_keep_best()
+        if pos.step % opts.save_ckpt_steps == 0:
+            self.save()
+
+    def validate_and_keep_best(self):
+        run, phase, pos = self.run, self.phase, self.pos
+        result = validate(run, self.valid)
+        if result is None:
+            return
+        criterion = result["valid_loss"]
+        if self.rouge_validator is not None:
+            result.update(self.rouge_validator(run.net))
+            criterion = -result["valid_rouge"]
+        run.metrics.write({"phase": phase, "step": pos.step, "epoch": pos.epoch, **result})
+        logger.info("%s step %d: valid loss %.4f ppl %.2f", phase, pos.step, result["valid_loss"],
+                    result["valid_ppl"])
+        state = self.state(with_best=False)
+        if self.rouge_validator is not None:
+            logger.info("%s step %d: valid ROUGE-1/2/L %.2f / %.2f / %.2f on %d pairs, copy rate %.2f "
+                        "(references %.2f), %.1f s", phase, pos.step, result["valid_rouge1"], result["valid_rouge2"],
+                        result["valid_rougeL"], result["valid_rouge_pairs"], result["valid_copy_rate"],
+                        result["valid_ref_copy_rate"], result["valid_decode_seconds"])
+            state["valid_rouge"] = float(result["valid_rouge"])
+        self.manager.save_if_best(_entries(self.step_fn), state, criterion)
+
+
+def _stop_agreed(run) -> bool:
+    """Whether to stop now; under data parallel every rank must stop at the same step (a rank that
+    left early would leave the others waiting in the gradient all-reduce), so the flags are OR-ed."""
+    if run.group_size == 1:
+        return run.stop_requested
+    from mindspore import ops
+
+    flag = Tensor(np.array([float(run.stop_requested)], np.float32))
+    agreed = bool(ops.AllReduce(ops.ReduceOp.SUM)(flag).asnumpy()[0] > 0)  # CPU: only SUM
+    run.stop_requested = agreed
+    return agreed
+
+
+class _Window:
+    """Running sums between two log lines."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.loss, self.n, self.src_tokens, self.tgt_tokens, self.overflows = 0.0, 0, 0, 0, 0
+        self.start = time.perf_counter()
+        self.last = None
+
+    def add(self, batch, out):
+        loss, finite, scale, norm = (o.asnumpy() if isinstance(o, Tensor) else o for o in out)
+        self.n += 1
+        self.loss += float(loss)
+        self.overflows += int(not bool(finite))
+        self.src_tokens += int(np.count_nonzero(batch[0]))
+        self.tgt_tokens += int(np.count_nonzero(batch[3]))
+        self.last = (float(scale), float(norm))
