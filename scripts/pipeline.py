@@ -80,9 +80,11 @@ def parse_args(argv=None):
                    help="peak learning rate of pre-training, and of fine-tuning unless given below "
                         "(default: the config's)")
     p.add_argument("--finetune_lr", type=float, default=None,
-                   help="peak learning rate of fine-tuning from the pre-trained model (default: --lr)")
+                   help="peak learning rate of Gigaword fine-tuning from the pre-trained model (default: --lr)")
     p.add_argument("--scratch_lr", type=float, default=None,
-                   help="peak learning rate of training from scratch (default: --finetune_lr)")
+                   help="peak learning rate of Gigaword training from scratch (default: --finetune_lr)")
+    p.add_argument("--cornell_lr", type=float, default=None,
+                   help="peak learning rate of both Cornell systems (default: --lr)")
     p.add_argument("--finetune_warmup", type=float, default=None,
                    help="warm-up of the fine-tuning phases, as a share of their steps (default: --warmup)")
     p.add_argument("--finetune_dropout", type=float, default=None,
@@ -117,6 +119,7 @@ def parse_args(argv=None):
     args.cornell_steps = args.cornell_steps or args.finetune_steps
     args.finetune_lr = args.finetune_lr or args.lr
     args.scratch_lr = args.scratch_lr or args.finetune_lr
+    args.cornell_lr = args.cornell_lr or args.lr
     args.finetune_warmup = args.warmup if args.finetune_warmup is None else args.finetune_warmup
     for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len"):
         if getattr(args, name) < 1:
@@ -246,7 +249,7 @@ def finetune_command(pipe, task, system, steps, train, valid, pretrained):
     if args.finetune_dropout is not None:
         recipe = [f"--model_config.hidden_dropout_prob={args.finetune_dropout}",
                   f"--model_config.attention_dropout_prob={args.finetune_dropout}", *recipe]
-    lr = args.finetune_lr if system == "mass" else args.scratch_lr
+    lr = args.cornell_lr if task == "cornell" else args.finetune_lr if system == "mass" else args.scratch_lr
     return train_command(pipe, f"{task}_{system}", steps, options, lr=lr, warmup=args.finetune_warmup,
                          phase_options=recipe)
 
