@@ -97,6 +97,7 @@ def test_dynamic_scale_grows_after_the_window(tiny_model_config):
     assert scales == [4.0, 4.0, 8.0, 8.0]
 
 
+@pytest.mark.slow
 def test_accumulation_equals_the_big_batch(tiny_model_config):
     # momentum, not Adam: Adam's first update is lr * sign(g), which turns float noise in gradients that
     # are zero in exact arithmetic (e.g. the key biases) into full-size differences
@@ -155,6 +156,7 @@ def test_weight_decay_groups_and_optimizers(tiny_model_config):
         make_loss_scaler("bogus", 1.0, 2.0, 1)
 
 
+@pytest.mark.slow
 def test_a_dropped_partial_accumulation_leaves_no_trace(tiny_model_config):
     big = copy_batch(rows=8)
     halves = [tuple(a[:4] for a in big), tuple(a[4:] for a in big)]
