@@ -40,10 +40,10 @@ fi
 # subword-nmt from PATH, else from the project's virtual environment.
 if command -v subword-nmt >/dev/null 2>&1; then
   subword_nmt="subword-nmt"
-elif [[ -x "$(dirname "$0")/../.venv/bin/subword-nmt" ]]; then
-  subword_nmt="$(dirname "$0")/../.venv/bin/subword-nmt"
+elif [[ -x "${MASS_VENV:-$(dirname "$0")/../.venv}/bin/subword-nmt" ]]; then
+  subword_nmt="${MASS_VENV:-$(dirname "$0")/../.venv}/bin/subword-nmt"
 else
-  echo "error: subword-nmt not found on PATH nor in $(dirname "$0")/../.venv/bin (pip install subword-nmt)" >&2
+  echo "error: subword-nmt not found on PATH nor in ${MASS_VENV:-$(dirname "$0")/../.venv}/bin (pip install subword-nmt)" >&2
   exit 2
 fi
 
