@@ -46,28 +46,23 @@ def parse_args(argv=None):
 
 
 def span(args) -> dict:
-    from src.utils.checkpoint import config_of, load_checkpoint
-
-    require_file(args.checkpoint, "checkpoint")
-    _, state = load_checkpoint(args.checkpoint)
-    stored = config_of(state)
-    if stored is None:
-        raise UserError(f"{args.checkpoint}: no config stored in this checkpoint")
-    from config.config import MassConfig, with_vocab_size
+    from config.config import with_vocab_size
     from src.dataset.load_dataset import load_from_config, resolve_datasets
     from src.dataset.writer import read_manifest
-
-    cfg = MassConfig.from_dict(stored, source=f"{args.checkpoint} (stored config)")
-    datasets = resolve_datasets(args.dataset)
-    cfg = with_vocab_size(cfg, read_manifest(datasets[0])["vocab_size"], f"{args.dataset}")
+    from src.evaluation.api import resolve_config
     from src.evaluation.source_reliance import span_losses
     from src.transformer.transformer import MassTransformer
-    from src.utils.checkpoint import load_model_weights
+    from src.utils.checkpoint import assign_weights, read_model_file
     from src.utils.device import setup_device
 
+    require_file(args.checkpoint, "checkpoint")
+    weights, state = read_model_file(args.checkpoint)  # one read: the config and the weights
+    cfg = resolve_config(state, args.checkpoint)
+    datasets = resolve_datasets(args.dataset)
+    cfg = with_vocab_size(cfg, read_manifest(datasets[0])["vocab_size"], f"{args.dataset}")
     setup_device("CPU", distributed=False)
     model = MassTransformer(cfg.model_config)
-    load_model_weights(model, args.checkpoint)
+    assign_weights(model, weights, args.checkpoint)
     batches = load_from_config(cfg, datasets, epoch=0, shuffle=False, training=False).create_tuple_iterator(
         num_epochs=1, output_numpy=True)
     if args.batches:
