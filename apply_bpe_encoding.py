@@ -18,7 +18,7 @@ from src.text.byte_pair_encoding import DEFAULT_GLOSSARIES, apply_bpe_to_files
 from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from src.utils.fileio import require_file, text_files
+from src.utils.fileio import check_output_file, check_output_folder, require_file, text_files
 
 logger = logging.getLogger("apply_bpe_encoding")
 
@@ -56,7 +56,9 @@ def main(argv=None):
     processes = min(args.processes, os.cpu_count() or 1)
 
     inputs = text_files(args.src_folder, args.prefix)
-    out_dir = Path(args.output_folder)
+    out_dir = check_output_folder(args.output_folder, "--output_folder")
+    if args.vocab_path is not None:
+        check_output_file(args.vocab_path, "--vocab_path")
     pairs = [(src, out_dir / f"{src.stem}_bpe.txt") for src in inputs]
     counts, lines = apply_bpe_to_files(args.codes, pairs, processes=processes, glossaries=args.glossaries)
     stats = {"files": len(pairs), "lines": lines, "tokens": sum(counts.values()), "types": len(counts)}

@@ -25,7 +25,7 @@ from src.dataset.builders import PairOptions, build_pairs
 from src.dataset.cornell import SPLITS, dialog_pairs, encode_raw_pairs, prefixed_pairs, write_raw_pairs
 from src.text.dictionary import Dictionary
 from src.utils.cli import add_normalization_options, run_cli
-from src.utils.fileio import count_lines, require_dir, require_file
+from src.utils.fileio import check_output_folder, count_lines, require_dir, require_file
 
 logger = logging.getLogger("cornell_dialog")
 
@@ -62,7 +62,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    out = Path(args.output_folder)
+    # inputs checked before anything is written
+    vocab_path = require_file(args.existed_vocab, "vocabulary") if args.existed_vocab else None
+    vocab = Dictionary.load_from_persisted_dict(vocab_path) if vocab_path else None
+    if args.codes:
+        require_file(args.codes, "BPE codes")
+    out = check_output_folder(args.output_folder, "--output_folder")
     if args.raw_folder:
         folder = require_dir(args.raw_folder, "--raw_folder")
         pairs, dropped = dialog_pairs(folder / "movie_lines.txt", folder / "movie_conversations.txt",
@@ -78,8 +83,6 @@ def main(argv=None):
     else:
         prefixes = {split: getattr(args, f"{split}_prefix") for split in SPLITS}
         bpe = prefixed_pairs(require_dir(args.src_folder, "--src_folder"), prefixes)
-    vocab_path = require_file(args.existed_vocab, "vocabulary")
-    vocab = Dictionary.load_from_persisted_dict(vocab_path)
     for split, (src, tgt) in bpe.items():
         if count_lines(src) == 0:
             logger.warning("%s: no pairs, nothing written", split)

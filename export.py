@@ -82,9 +82,12 @@ def main(argv=None):
     setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
     from src.transformer.export import GreedyDecoder, export_mindir
     from src.transformer.transformer import MassTransformer
+    from src.transformer.export import mindir_path
     from src.utils.checkpoint import assign_weights, read_weights
+    from src.utils.fileio import check_output_file
 
     weights = read_weights(args.ckpt_file)
+    check_output_file(mindir_path(args.file_name), "--file_name")
     cfg = load_config(args, weights)
     batch_size, seq_length, steps = graph_sizes(args, cfg)
     model = MassTransformer(cfg.model_config)

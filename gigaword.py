@@ -21,7 +21,7 @@ from src.dataset.builders import PairOptions, build_pairs
 from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from src.utils.fileio import require_file
+from src.utils.fileio import check_output_folder, require_file
 
 logger = logging.getLogger("gigaword")
 SPLITS = ("train", "valid", "test")
@@ -65,6 +65,7 @@ def main(argv=None):
         if src:
             require_file(src, f"--{split}_src")
             require_file(ref, f"--{split}_ref")
+    check_output_folder(args.output_folder, "--output_folder")
     for split in SPLITS:
         src, ref = getattr(args, f"{split}_src"), getattr(args, f"{split}_ref")
         if not src:

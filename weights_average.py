@@ -1,7 +1,9 @@
 """Average the model parameters of several checkpoints into one .npz file.
 
-The checkpoints come from --input_files (comma-separated files) and/or --input_folder (its *.ckpt
-files; .meta, .json and other files are ignored). Only model parameters are averaged: optimizer
+The checkpoints come from --input_files (comma-separated files) and/or --input_folder (its step
+checkpoints <prefix>_step<N>.ckpt; <prefix>_best.ckpt, hidden and temporary files, .meta and .json
+files are ignored). The same weights are never averaged twice (compared by content), and the files
+averaged are listed on stdout. Only model parameters are averaged: optimizer
 moments, step counters, the learning rate, the loss scale and the run state are left out. The .npz
 is read by eval.py and export.py like a checkpoint (src/utils/checkpoint.py).
 
@@ -15,8 +17,9 @@ import logging
 import sys
 
 from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints
-from src.utils.checkpoint import save_npz
+from src.utils.checkpoint import npz_path, save_npz
 from src.utils.cli import run_cli
+from src.utils.fileio import check_output_file
 from src.utils.errors import UserError
 
 logger = logging.getLogger("weights_average")
@@ -25,7 +28,7 @@ logger = logging.getLogger("weights_average")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_files", default="", help="comma-separated checkpoint files (.ckpt or .npz)")
-    p.add_argument("--input_folder", default="", help="folder whose *.ckpt files are averaged")
+    p.add_argument("--input_folder", default="", help="folder whose step checkpoints <prefix>_step<N>.ckpt are averaged")
     p.add_argument("--last", type=int, default=0, metavar="N",
                    help="with --input_folder: only the N highest-step <prefix>_step<N>.ckpt files")
     p.add_argument("--output_file", required=True, help="output .npz (the suffix is added if missing)")
@@ -47,10 +50,13 @@ def select_inputs(args) -> list:
 def main(argv=None):
     args = parse_args(argv)
     paths = select_inputs(args)
+    check_output_file(npz_path(args.output_file), "--output_file")
     for path in paths:
         logger.info("input: %s", path)
     output = save_npz(args.output_file, average_checkpoints(paths))
-    logger.info("wrote the average of %d checkpoints to %s", len(paths), output)
+    print(f"wrote the average of {len(paths)} checkpoint(s) to {output}:")
+    for path in paths:
+        print(f"  {path}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from src.training.curves import plot_curves  # noqa: E402
 from src.utils.cli import run_cli  # noqa: E402
 from src.utils.errors import UserError  # noqa: E402
+from src.utils.fileio import check_output_file  # noqa: E402
 
 
 def main(argv=None):
@@ -28,6 +29,7 @@ def main(argv=None):
         raise UserError(f"--labels has {len(labels)} labels for {len(args.runs)} runs")
     if len(set(labels)) != len(labels):
         raise UserError(f"two runs have the same label ({labels}): give --labels")
+    check_output_file(args.output, "--output")
     out = plot_curves(dict(zip(labels, args.runs, strict=True)), args.output)
     print(f"curves written to {out}")
     return 0

@@ -1,6 +1,7 @@
 """Checkpoint averaging (src/utils/average.py, weights_average.py) and MindIR export (export.py)."""
 
 import re
+import shutil
 
 import mindspore as ms
 import numpy as np
@@ -109,13 +110,33 @@ def test_folder_averages_only_its_ckpt_files(model, tmp_path):
 
 def test_checkpoint_paths_errors(tmp_path):
     (tmp_path / "notes.json").write_text("{}")
-    with pytest.raises(UserError, match="no \\*.ckpt file"):
+    (tmp_path / "a.ckpt").write_bytes(b"")   # not a step checkpoint: a folder never contributes it
+    with pytest.raises(UserError, match="no <prefix>_step<N>.ckpt file"):
         checkpoint_paths([tmp_path])
     with pytest.raises(UserError, match="not found"):
         checkpoint_paths([tmp_path / "missing.ckpt"])
-    (tmp_path / "a.ckpt").write_bytes(b"")
+    (tmp_path / "x_step1.ckpt").write_bytes(b"")
     with pytest.raises(UserError, match="more than once"):
-        checkpoint_paths([tmp_path / "a.ckpt", tmp_path])
+        checkpoint_paths([tmp_path / "x_step1.ckpt", tmp_path])
+    (tmp_path / "y_step1.ckpt").write_bytes(b"")
+    with pytest.raises(UserError, match="several runs or phases"):
+        checkpoint_paths([tmp_path])
+
+
+def test_folder_skips_best_copy_and_leftover_temporaries(model, tmp_path):
+    two_checkpoints(model, tmp_path)
+    shutil.copy(tmp_path / "ckpt_pretrain_step20.ckpt", tmp_path / "ckpt_pretrain_best.ckpt")
+    shutil.copy(tmp_path / "ckpt_pretrain_step20.ckpt", tmp_path / ".ckpt_pretrain_step30.ckpt")  # hidden
+    (tmp_path / ".ckpt_pretrain_step40.ckpt.123.abcdefgh.tmp").mkdir()
+    paths = checkpoint_paths([tmp_path])
+    assert [p.name for p in paths] == ["ckpt_pretrain_step10.ckpt", "ckpt_pretrain_step20.ckpt"]
+
+
+def test_the_same_weights_twice_are_refused(model, tmp_path):
+    two_checkpoints(model, tmp_path)
+    shutil.copy(tmp_path / "ckpt_pretrain_step20.ckpt", tmp_path / "ckpt_pretrain_best.ckpt")
+    with pytest.raises(UserError, match="same weights as .*step20"):
+        average_checkpoints([tmp_path / "ckpt_pretrain_step20.ckpt", tmp_path / "ckpt_pretrain_best.ckpt"])
 
 
 def test_integer_and_half_parameters_keep_their_dtype(tmp_path):
@@ -140,7 +161,7 @@ def test_mismatched_keys_or_shapes_are_refused(tmp_path):
 
 def test_optimizer_entries_do_not_count_as_a_key_mismatch(tmp_path):
     write_ckpt(tmp_path / "a.ckpt", {"x": np.ones(2, np.float32), "moment1.x": np.ones(2, np.float32)})
-    write_ckpt(tmp_path / "b.ckpt", {"x": np.ones(2, np.float32), "moments.x": np.ones(2, np.float32)})
+    write_ckpt(tmp_path / "b.ckpt", {"x": np.full(2, 3.0, np.float32), "moments.x": np.ones(2, np.float32)})
     assert set(average_checkpoints([tmp_path / "a.ckpt", tmp_path / "b.ckpt"])) == {"x"}
 
 
@@ -203,8 +224,8 @@ def test_weights_average_bad_input_exits_2_without_traceback(tmp_path, capsys):
     status = run_cli(weights_average.main, ["--input_folder", str(tmp_path), "--output_file", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert status == 2
-    assert "error: no *.ckpt file" in err and "Traceback" not in err
-    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    assert "error: no <prefix>_step<N>.ckpt file" in err and "Traceback" not in err
+    (tmp_path / "broken_step1.ckpt").write_bytes(b"not a checkpoint")
     assert run_cli(weights_average.main, ["--input_folder", str(tmp_path), "--output_file", str(tmp_path / "o")]) == 2
     assert "not a readable MindSpore checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()

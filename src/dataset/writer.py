@@ -1,7 +1,8 @@
 """MindRecord output written atomically, plus the manifest that marks a dataset complete.
 
 A dataset is one or more MindRecord files ("parts"; each part is a complete MindRecord file with its
-``.db`` index). Parts are written into a hidden temporary folder next to their destination, possibly by
+``.db`` index). Parts are written into a hidden temporary folder next to their destination
+(``src.utils.fileio``'s naming, so a later build removes what a killed one left), possibly by
 several worker processes at once, and moved into place only when all are done; the manifest is written
 last. A loader refuses a dataset without its manifest, so an interrupted build never looks finished.
 Parts also bound memory: MindSpore's writer keeps per-row index data until ``commit``, so a large
@@ -12,13 +13,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from src.dataset import schema
 from src.utils.errors import UserError
-from src.utils.fileio import atomic_open
+from src.utils.fileio import atomic_open, remove_stale_temps, temporary_dir_for
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class DatasetOutput:
             raise ValueError(f"unknown dataset kind {kind!r}")
         self.path, self.kind = Path(path), kind
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        remove_stale_temps(self.path.parent)  # part folders of builds that were killed
+        self.tmpdir = temporary_dir_for(self.path)
         self._published = False
 
     def part_path(self, number: int) -> Path:

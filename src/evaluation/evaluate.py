@@ -20,7 +20,7 @@ import numpy as np
 
 from src.text.dictionary import EOS_ID
 from src.utils.errors import UserError
-from src.utils.fileio import atomic_open, iter_lines, require_file
+from src.utils.fileio import atomic_open, check_output_file, count_lines, iter_lines, require_file
 
 logger = logging.getLogger(__name__)
 ROUGE_TOOLS = {"rouge": "rouge-score", "rouge_pltrdy": "rouge"}
@@ -85,6 +85,7 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
         raise UserError("give the vocabulary with --vocab")
     if args.codes:
         require_file(args.codes, "BPE codes")
+    check_pairing(args, manifest)
     if not args.interactive:
         check_writable(args.output)  # before minutes of decoding
 
@@ -115,18 +116,30 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     return 0
 
 
+def check_pairing(args: EvalRequest, manifest: dict | None):
+    """Sources and references pair line by line, for every metric: a count mismatch is an error now
+    (never a silent score over the shorter list)."""
+    if args.interactive:
+        return
+    if args.test_src:
+        require_file(args.test_src, "--test_src")
+        if not args.test_ref:
+            raise UserError(f"--test_src {args.test_src} needs its references: give --test_ref")
+    if not args.test_ref:
+        return
+    n_ref = count_lines(require_file(args.test_ref, "--test_ref"))
+    if args.test_src:
+        n_src, source = count_lines(args.test_src), args.test_src
+    else:
+        n_src, source = manifest.get("stats", {}).get("lines", manifest["examples"]), "the test dataset"
+    if n_ref != n_src:
+        raise UserError(f"{args.test_ref}: {n_ref} lines for the {n_src} sources of {source}: sources and "
+                        "references must pair line by line")
+
+
 def check_writable(output):
     """A UserError now, rather than after the decoding, when ``output`` cannot be written."""
-    path = Path(output)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; --output names the hypotheses file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path.with_name(path.name + ".write-check")) as handle:
-            handle.write("")
-        path.with_name(path.name + ".write-check").unlink()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    check_output_file(output, "--output (hypotheses file)")
 
 
 # ---- interactive ------------------------------------------------------------------------------------------
@@ -257,7 +270,7 @@ def ppl_batches(gen, args, test_dataset):
     from src.language_model.noise_channel_language_model import pair_example
 
     pairs = [as_batch_columns(pair_example(cut(gen.encode(s), cap_src), cut(gen.encode(t), cap_tgt)))
-             for (_, s), (_, t) in zip(iter_lines(args.test_src), iter_lines(args.test_ref), strict=False)]
+             for (_, s), (_, t) in zip(iter_lines(args.test_src), iter_lines(args.test_ref), strict=True)]
     size = cfg.dataset_config.batch_size
     for start in range(0, len(pairs), size):
         chunk = pairs[start:start + size]

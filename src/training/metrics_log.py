@@ -27,19 +27,18 @@ def read_metrics(path) -> list[dict]:
     """The records of a ``metrics.jsonl``; a line that is not a JSON object with a ``step`` is a UserError
     naming the file and line."""
     from src.utils.errors import UserError, where
-    from src.utils.fileio import require_file
+    from src.utils.fileio import iter_lines, require_file
 
     path = require_file(path, "metrics file")
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where(path, line_no)}: not a JSON record ({exc.msg})") from None
-            if not isinstance(record, dict) or "step" not in record:
-                raise UserError(f"{where(path, line_no)}: expected a JSON object with a 'step'")
-            records.append(record)
+    for line_no, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where(path, line_no)}: not a JSON record ({exc.msg})") from None
+        if not isinstance(record, dict) or "step" not in record:
+            raise UserError(f"{where(path, line_no)}: expected a JSON object with a 'step'")
+        records.append(record)
     return records

@@ -64,11 +64,12 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
     from src.transformer.transformer import MassTransformer, count_parameters
     from src.utils.checkpoint import load_model_weights
     from src.utils.device import setup_device
+    from src.utils.fileio import check_output_folder
 
     rank, group_size = setup_device(device_target, device_id, mode="pynative" if pynative else "graph")
     ms.set_seed(cfg.model_config.random_seed)
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_output_folder(run_dir, "--output (run folder)")
         cfg.to_json(run_dir / "config.json")
         _log_to_file(run_dir / "train.log")
     ckpt_dir = Path(cfg.checkpoint_options.ckpt_path)

@@ -77,14 +77,18 @@ def check_format(file_format: str) -> str:
     return name
 
 
+def mindir_path(file_name) -> Path:
+    """The file :func:`export_mindir` writes: ``file_name`` with ``.mindir`` appended if missing."""
+    path = Path(file_name)
+    return path if path.suffix == ".mindir" else path.with_name(path.name + ".mindir")
+
+
 def export_mindir(network: nn.Cell, example_input: np.ndarray, file_name) -> Path:
     """Export ``network`` traced on ``example_input`` to ``file_name`` (``.mindir`` appended if
     missing), atomically; returns the path written."""
-    path = Path(file_name)
-    if path.suffix != ".mindir":
-        path = path.with_name(path.name + ".mindir")
+    path = mindir_path(file_name)
     network.set_train(False)
-    with atomic_path(path, suffix=".mindir") as tmp:  # mindspore.export appends ".mindir" to other names
+    with atomic_path(path) as tmp:  # the temporary keeps the ".mindir" name, which mindspore.export wants
         ms.export(network, Tensor(example_input), file_name=str(tmp), file_format="MINDIR")
     logger.info("exported %s (input %s %s)", path, example_input.shape, example_input.dtype)
     return path

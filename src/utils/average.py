@@ -14,6 +14,7 @@ parameter keeps its dtype.
 >>> save_npz("run/average.npz", arrays)                                   # doctest: +SKIP
 """
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,10 +30,12 @@ MAX_LISTED = 10
 
 
 def checkpoint_paths(inputs: Iterable) -> list[Path]:
-    """The checkpoint files named by ``inputs``: each is a file (taken as is) or a folder, whose
-    ``*.ckpt`` files are taken, sorted (``.meta``, ``.json`` and anything else are ignored).
+    """The checkpoint files named by ``inputs``: each is a file (taken as is) or a folder, whose step
+    checkpoints ``<prefix>_step<N>.ckpt`` are taken, oldest step first (``<prefix>_best.ckpt`` is a copy
+    of one of them; hidden and temporary files, ``.meta`` and ``.json`` files are never taken).
 
-    A UserError if an input does not exist, a file is named twice, or nothing is found.
+    A UserError if an input does not exist, a file is named twice, a folder holds the steps of several
+    phases, or nothing is found.
     """
     paths = []
     for item in inputs:
@@ -40,7 +43,12 @@ def checkpoint_paths(inputs: Iterable) -> list[Path]:
         if path.is_file():
             paths.append(path)
         elif path.is_dir():
-            paths.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".ckpt"))
+            found = step_checkpoints(path)
+            prefixes = sorted({checkpoint_prefix(p) for p in found})
+            if len(prefixes) > 1:
+                raise UserError(f"{path} holds step checkpoints of several runs or phases "
+                                f"({', '.join(prefixes)}): name the files with --input_files")
+            paths.extend(found)
         else:
             raise UserError(f"checkpoint input not found: {path}")
     seen, twice = set(), []
@@ -52,7 +60,7 @@ def checkpoint_paths(inputs: Iterable) -> list[Path]:
     if twice:
         raise UserError(f"checkpoint(s) given more than once (they would weigh double): {', '.join(twice)}")
     if not paths:
-        raise UserError(f"no *.ckpt file in {', '.join(str(i) for i in inputs)}")
+        raise UserError(f"no <prefix>_step<N>.ckpt file in {', '.join(str(i) for i in inputs)}")
     return paths
 
 
@@ -92,9 +100,14 @@ def average_checkpoints(paths, include: Callable[[str], bool] = is_model_param) 
     paths = [Path(p) for p in paths]
     if not paths:
         raise UserError("no checkpoint to average")
-    sums, dtypes, first = {}, {}, paths[0]
+    sums, dtypes, first, digests = {}, {}, paths[0], {}
     for index, path in enumerate(paths):
         weights = {name: value for name, value in read_weights(path).items() if include(name)}
+        digest = weights_digest(weights)
+        if digest in digests:
+            raise UserError(f"{path} holds the same weights as {digests[digest]} (e.g. a _best.ckpt and the step "
+                            "checkpoint it copies): averaging both would weigh them double")
+        digests[digest] = path
         if index == 0:
             if not weights:
                 raise UserError(f"{path}: no model parameter in this file")
@@ -107,6 +120,16 @@ def average_checkpoints(paths, include: Callable[[str], bool] = is_model_param) 
     averaged = {name: _cast(total / len(paths), dtypes[name]) for name, total in sums.items()}
     logger.info("averaged %d parameters over %d checkpoints", len(averaged), len(paths))
     return averaged
+
+
+def weights_digest(weights: dict[str, np.ndarray]) -> str:
+    """A content hash of named arrays (names, dtypes, shapes and bytes), to find the same weights twice."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        value = np.ascontiguousarray(weights[name])
+        digest.update(f"{name}|{value.dtype}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def _check_same_entries(first: Path, reference: dict, path: Path, weights: dict):

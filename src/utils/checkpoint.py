@@ -17,6 +17,7 @@ checkpoints are named ``<prefix>_step<N>.ckpt`` (:func:`step_checkpoints`), the 
 import json
 import logging
 import re
+import zipfile
 from pathlib import Path
 
 import mindspore as ms
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss", "best_valid_loss",
               "valid_rouge", "best_valid_rouge")
-STEP_RE = re.compile(r"^(.*)_step(\d+)\.ckpt$")
+STEP_RE = re.compile(r"^([^.].*)_step(\d+)\.ckpt$")  # hidden names are never checkpoints
 ACCUM_PREFIX = "accum."  # gradient accumulators (src/training/train_step.py)
 LOSS_SCALER_ENTRIES = ("loss_scaler.scale_value", "loss_scaler.counter")  # dynamic loss scaling
 # Prefixes of optimizer slots (MindSpore's Adam, AdamWeightDecay, Lamb, Momentum), of the gradient
@@ -55,7 +56,7 @@ def is_model_param(name: str) -> bool:
 def save_checkpoint(path, entries: list, state: dict) -> Path:
     """Write ``entries`` (``[{"name", "data"}]``) and ``state`` (plain values) atomically to ``path``."""
     path = Path(path)
-    with atomic_path(path, suffix=".ckpt") as tmp:  # MindSpore appends ".ckpt" to names that lack it
+    with atomic_path(path) as tmp:
         ms.save_checkpoint(entries, str(tmp), append_dict={k: v for k, v in state.items() if v is not None})
     return path
 
@@ -146,7 +147,7 @@ def read_weights(path) -> dict[str, np.ndarray]:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {name: data[name] for name in data.files}
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise UserError(f"{path}: not a readable .npz file ({exc})") from None
     params, _ = load_checkpoint(path)
     return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}
@@ -211,11 +212,19 @@ def parameter_entries(*cells_or_params, extra=None) -> list[dict]:
     return entries
 
 
+def npz_path(path) -> Path:
+    """The name :func:`save_npz` writes: ``path`` with ``.npz`` appended if missing.
+
+    >>> str(npz_path("runs/avg")), str(npz_path("runs/avg.npz"))
+    ('runs/avg.npz', 'runs/avg.npz')
+    """
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+    path = npz_path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)  # an open file: numpy writes it under exactly this name
     return path

@@ -1,5 +1,6 @@
 """Shared plumbing for the top-level scripts: logging set-up and user-error handling."""
 
+import errno
 import logging
 import re
 import sys
@@ -37,14 +38,34 @@ def setup_logging(level=logging.INFO):
     logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """``<path>: <what went wrong>`` for an OSError (a full disk, a missing permission, a folder where
+    a file was expected), as the user reads it: no traceback, the file named.
+
+    >>> describe_os_error(OSError(28, "No space left on device", "out/x.ckpt"))
+    'out/x.ckpt: No space left on device (the disk is full)'
+    """
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what += " (the disk is full)"
+    elif exc.errno == errno.EFBIG:
+        what += " (a file size limit was reached)"
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {what}" if names else what
+
+
 def run_cli(main, argv=None) -> int:
     """Run ``main(argv)`` and return an exit status: main's own if it returns an int (statistics or
-    None mean success), 2 after printing ``error: <message>`` on stderr for a UserError."""
+    None mean success), 2 after printing ``error: <message>`` on stderr for a UserError or an OSError
+    (the user's environment: permissions, full disk, a path of the wrong kind)."""
     setup_logging()
     try:
         result = main(argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

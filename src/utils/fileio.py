@@ -6,46 +6,82 @@ that looks whole.
 """
 
 import contextlib
+import errno
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
 from src.utils.errors import UserError, where
 
-TEMP_PREFIX = "."  # temporary names are hidden: ".<name>.<random>.tmp[<suffix>]"
-TEMP_SUFFIX = ".tmp"
+# A temporary is a hidden folder ".<name>.<pid>.<random>.tmp" next to the destination, holding the file
+# (or dataset parts) under the destination's own name: nothing in the destination folder ever looks
+# like a result while it is incomplete (not even to MindSpore or a shell glob), and the writer's pid
+# in the name lets a later writer remove the leftovers of a dead one without touching a live one.
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp$")
+MIN_FREE_BYTES = 16 << 20  # refuse to start long work on a disk with less room than this
 
 
-def temporary_path_for(path, suffix: str = "") -> Path:
-    """A unique temporary name in the same folder as ``path`` (same filesystem, so rename is atomic),
-    ending with ``suffix`` (for writers that append their own extension to other names)."""
+def temporary_dir_for(path) -> Path:
+    """A fresh temporary folder in the same folder as ``path`` (same filesystem, so rename is atomic)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX + suffix, dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    return Path(tmp)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
+
+
+def remove_stale_temps(folder, name: str | None = None) -> list[Path]:
+    """Remove the temporaries that writers of this toolkit left in ``folder`` when they died (any
+    destination, or only ``name``'s); a live writer's temporaries are kept. Returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = TEMP_RE.match(entry.name)
+        if not m or (name is not None and m.group("name") != name) or _alive(int(m.group("pid"))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str = ""):
+def atomic_path(path):
     """Yield a temporary path; on success flush it to disk and rename it to ``path``, on error remove it.
 
     The one way this project writes a file: text (:func:`atomic_open`), checkpoints, ``.npz`` and
-    ``.mindir`` files all go through it. ``suffix`` is kept at the end of the temporary name, for
-    writers (MindSpore, NumPy) that would otherwise append their extension.
+    ``.mindir`` files all go through it. The temporary path has the destination's own name, inside a
+    hidden temporary folder, so writers that append an extension (MindSpore, NumPy) keep it as is;
+    stale temporaries of dead writers in the destination folder are removed first.
 
     >>> with atomic_path("out.bin") as tmp:   # doctest: +SKIP
     ...     write_somehow(tmp)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path_for(path, suffix)
+    remove_stale_temps(path.parent)
+    tmpdir = temporary_dir_for(path)
+    tmp = tmpdir / path.name
     try:
         yield tmp
         fsync_replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -59,9 +95,66 @@ def atomic_open(path, mode="w", encoding="utf-8"):
 
 def fsync_replace(tmp, path):
     """Flush ``tmp`` to disk, then rename it to ``path``: the file is complete before it is visible."""
+    tmp = Path(tmp)
+    if not tmp.is_file():
+        raise OSError(errno.ENOENT, "the writer produced no file", str(path))
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def _check_room(folder: Path, shown: Path, need_bytes: int):
+    probe = None
+    try:
+        probe = temporary_dir_for(folder / "write-check")
+    except OSError as exc:
+        raise UserError(f"{shown}: cannot write here ({exc.strerror or exc})") from None
+    finally:
+        if probe is not None:
+            shutil.rmtree(probe, ignore_errors=True)
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise UserError(f"{shown}: only {free / 2**20:.1f} MiB free on its disk (at least "
+                        f"{need_bytes / 2**20:.0f} MiB needed)")
+
+
+def check_output_file(path, what="output file", need_bytes=MIN_FREE_BYTES) -> Path:
+    """Fail now, before any long work, if ``path`` cannot become a file: it is a folder, a parent is a
+    file, the folder is not writable or its disk is (nearly) full. Creates the parent folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; the {what} must be a file name")
+    ancestor = _existing_ancestor(path.parent)
+    if not ancestor.is_dir():
+        raise UserError(f"{ancestor}: is a file, so the {what} {path} cannot be written under it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path.parent}: cannot create this folder ({exc.strerror or exc})") from None
+    _check_room(path.parent, path, need_bytes)
+    return path
+
+
+def check_output_folder(path, what="output folder", need_bytes=MIN_FREE_BYTES) -> Path:
+    """Fail now if ``path`` cannot be (or become) a writable folder with room on its disk; creates it."""
+    path = Path(path)
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise UserError(f"{ancestor}: is a file; the {what} must be a folder" if ancestor == path else
+                        f"{ancestor}: is a file, so the {what} {path} cannot be created under it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create this folder ({exc.strerror or exc})") from None
+    _check_room(path, path, need_bytes)
+    return path
 
 
 def require_file(path, what="input file") -> Path:
