@@ -12,7 +12,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 from src.text.byte_pair_encoding import DEFAULT_GLOSSARIES, apply_bpe_to_files
 from src.text.dictionary import Dictionary

@@ -19,10 +19,10 @@ Examples:
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from src.dataset.builders import PairOptions, build_pairs
 from src.dataset.cornell import SPLITS, dialog_pairs, encode_raw_pairs, prefixed_pairs, write_raw_pairs
+from src.dataset.writer import Build, remove_dataset
 from src.text.dictionary import Dictionary
 from src.utils.cli import add_normalization_options, run_cli
 from src.utils.fileio import check_output_folder, count_lines, require_dir, require_file
@@ -83,15 +83,19 @@ def main(argv=None):
     else:
         prefixes = {split: getattr(args, f"{split}_prefix") for split in SPLITS}
         bpe = prefixed_pairs(require_dir(args.src_folder, "--src_folder"), prefixes)
-    for split, (src, tgt) in bpe.items():
-        if count_lines(src) == 0:
-            logger.warning("%s: no pairs, nothing written", split)
-            continue
-        opts = PairOptions(max_len=args.max_len, max_tgt_len=args.max_tgt_len, keep_all=split == "test",
-                           noise_prob=args.noise_prob if split == "train" else 0.0, seed=args.seed)
-        stats = build_pairs(src, tgt, vocab, vocab_path, out / f"cornell_{split}.mindrecord", opts, split)
-        logger.info("%s: %d pairs written, dropped %s, <unk> %.2f%%", split, stats.written,
-                    dict(stats.dropped) or "none", 100 * stats.unk_rate)
+    with Build(vocab) as build:  # every split complete before any is published
+        for split, (src, tgt) in bpe.items():
+            if count_lines(src) == 0:
+                logger.warning("%s: no pairs, nothing written", split)
+                remove_dataset(out / f"cornell_{split}.mindrecord")  # an older build's split would not match
+                continue
+            opts = PairOptions(max_len=args.max_len, max_tgt_len=args.max_tgt_len, keep_all=split == "test",
+                               noise_prob=args.noise_prob if split == "train" else 0.0, seed=args.seed)
+            stats = build_pairs(src, tgt, vocab, vocab_path, out / f"cornell_{split}.mindrecord", opts, split,
+                                build=build)
+            logger.info("%s: %d pairs encoded, dropped %s, <unk> %.2f%%", split, stats.written,
+                        dict(stats.dropped) or "none", 100 * stats.unk_rate)
+        build.publish()
     return 0
 
 

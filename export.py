@@ -80,9 +80,8 @@ def main(argv=None):
 
     check_format(args.file_format)  # before the slow imports and the model
     setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
-    from src.transformer.export import GreedyDecoder, export_mindir
+    from src.transformer.export import GreedyDecoder, export_mindir, mindir_path
     from src.transformer.transformer import MassTransformer
-    from src.transformer.export import mindir_path
     from src.utils.checkpoint import assign_weights, read_weights
     from src.utils.fileio import check_output_file
 

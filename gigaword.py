@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from src.dataset.builders import PairOptions, build_pairs
+from src.dataset.writer import Build
 from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
-from src.utils.errors import UserError
 from src.utils.fileio import check_output_folder, require_file
 
 logger = logging.getLogger("gigaword")
@@ -66,21 +66,26 @@ def main(argv=None):
             require_file(src, f"--{split}_src")
             require_file(ref, f"--{split}_ref")
     check_output_folder(args.output_folder, "--output_folder")
-    for split in SPLITS:
-        src, ref = getattr(args, f"{split}_src"), getattr(args, f"{split}_ref")
-        if not src:
-            continue
-        opts = PairOptions(max_len=args.max_len, max_tgt_len=args.max_tgt_len, keep_all=split == "test",
-                           noise_prob=args.noise_prob if split == "train" else 0.0, seed=args.seed,
-                           max_unk_rate=args.max_unk_rate, processes=args.processes)
-        out = Path(args.output_folder) / f"{args.prefix}_{split}.mindrecord"
-        stats = build_pairs(src, ref, vocab, vocab_path, out, opts, split)
-        if stats.written == 0:
-            raise UserError(f"{split}: no pair was kept")
-        logger.info("%s: %d pairs -> %s; dropped %s; kept longer than max_len: %d; <unk> %.2f%%", split,
-                    stats.written, out, dict(stats.dropped) or "none", stats.kept_longer_than_max,
-                    100 * stats.unk_rate)
+    with Build(vocab) as build:  # every split complete before any is published
+        for split in SPLITS:
+            build_split(args, split, vocab, vocab_path, build)
+        build.publish()
     return 0
+
+
+def build_split(args, split, vocab, vocab_path, build):
+    """Encode one split (if given) and hand it to ``build``."""
+    src, ref = getattr(args, f"{split}_src"), getattr(args, f"{split}_ref")
+    if not src:
+        return
+    opts = PairOptions(max_len=args.max_len, max_tgt_len=args.max_tgt_len, keep_all=split == "test",
+                       noise_prob=args.noise_prob if split == "train" else 0.0, seed=args.seed,
+                       max_unk_rate=args.max_unk_rate, processes=args.processes)
+    out = Path(args.output_folder) / f"{args.prefix}_{split}.mindrecord"
+    stats = build_pairs(src, ref, vocab, vocab_path, out, opts, split, build=build)
+    logger.info("%s: %d pairs -> %s; dropped %s; kept longer than max_len: %d; <unk> %.2f%%", split,
+                stats.written, out, dict(stats.dropped) or "none", stats.kept_longer_than_max,
+                100 * stats.unk_rate)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import sys
 from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints
 from src.utils.checkpoint import npz_path, save_npz
 from src.utils.cli import run_cli
-from src.utils.fileio import check_output_file
 from src.utils.errors import UserError
+from src.utils.fileio import check_output_file
 
 logger = logging.getLogger("weights_average")
 
@@ -28,7 +28,7 @@ logger = logging.getLogger("weights_average")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_files", default="", help="comma-separated checkpoint files (.ckpt or .npz)")
-    p.add_argument("--input_folder", default="", help="folder whose step checkpoints <prefix>_step<N>.ckpt are averaged")
+    p.add_argument("--input_folder", default="", help="folder whose <prefix>_step<N>.ckpt files are averaged")
     p.add_argument("--last", type=int, default=0, metavar="N",
                    help="with --input_folder: only the N highest-step <prefix>_step<N>.ckpt files")
     p.add_argument("--output_file", required=True, help="output .npz (the suffix is added if missing)")

@@ -99,6 +99,7 @@ class ModelConfig:
     compute_type: Literal["auto", "float32", "float16"] = "auto"  # auto: float32 on CPU, float16 elsewhere
     hide_masked_source_from_decoder: bool = True  # cross-attention ignores <mask> source positions (MASS)
     label_smoothing: float = 0.1
+    vocab_sha256: str | None = None  # identity of the vocabulary (Dictionary.digest); train.py sets it
 
     def __post_init__(self):
         for key in ("hidden_size", "num_hidden_layers", "num_decoder_layers", "num_attention_heads",

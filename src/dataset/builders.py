@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from src.dataset import schema
 from src.dataset.modelzoo import to_modelzoo_record
-from src.dataset.writer import MindRecordDatasetWriter
+from src.dataset.writer import Build, MindRecordDatasetWriter
 from src.language_model import example_rng
 from src.language_model.loose_masked_language_model import loose_mask
 from src.language_model.noise_channel_language_model import add_noise
@@ -201,15 +201,16 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
         stats.written = counts["train"]
         options = {k: getattr(opts, k) for k in ("min_len", "max_len", "static_mask", "mask_ratio", "seed",
                                                  "valid_every")}
-        common = {"vocab_size": len(vocab), "vocab_path": str(vocab_path), "options": options,
-                  "sources": [str(p) for p in paths]}
-        outputs["train"].publish(counts["train"], {**common, "split": "train", "stats": stats.as_dict()})
-        if counts["valid"]:
-            outputs["valid"].publish(counts["valid"], {**common, "split": "valid"})
-        else:  # a validation set from an earlier build would no longer match this training set
-            remove_dataset(valid_out)
-            if "valid" in outputs:
-                logger.warning("no sentence went to the validation split (too few lines for --valid_every)")
+        common = {"vocab_path": str(vocab_path), "options": options, "sources": [str(p) for p in paths]}
+        with Build(vocab) as build:
+            build.add(outputs["train"], counts["train"], {**common, "split": "train", "stats": stats.as_dict()})
+            if counts["valid"]:
+                build.add(outputs["valid"], counts["valid"], {**common, "split": "valid"})
+            else:  # a validation set from an earlier build would no longer match this training set
+                remove_dataset(valid_out)
+                if "valid" in outputs:
+                    logger.warning("no sentence went to the validation split (too few lines for --valid_every)")
+            build.publish()
     finally:
         close_pool(pool, failed)
         for output in outputs.values():
@@ -260,8 +261,12 @@ def iter_pair_ids(src_path, tgt_path, vocab, vocab_path, processes=1):
 
 
 def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opts: PairOptions,
-                split: str, extra_manifest=None) -> BuildStats:
-    """Write one split of (source, target) pairs; returns the build statistics."""
+                split: str, extra_manifest=None, build: Build | None = None) -> BuildStats:
+    """Write one split of (source, target) pairs; returns the build statistics. With ``build``, the
+    split is only handed to it, to be published with the build's other splits (``build.publish()``);
+    without, it is published at once as a build of its own."""
+    own_build = build is None
+    build = Build(vocab) if own_build else build
     stats = BuildStats()
     with MindRecordDatasetWriter(out_path, schema.KIND_PAIR) as writer, \
             _progress(src_path, f"{split} pairs") as bar:
@@ -276,9 +281,12 @@ def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opt
             writer.write(row)
             stats.written += 1
         options = {k: getattr(opts, k) for k in ("max_len", "max_tgt_len", "keep_all", "noise_prob", "seed")}
-        writer.finish({"split": split, "vocab_size": len(vocab), "vocab_path": str(vocab_path),
-                       "options": options, "sources": [str(src_path), str(tgt_path)],
-                       "stats": stats.as_dict(), **(extra_manifest or {})})
+        writer.finish_into(build, {"split": split, "vocab_path": str(vocab_path), "options": options,
+                                   "sources": [str(src_path), str(tgt_path)], "stats": stats.as_dict(),
+                                   **(extra_manifest or {})})
+        if own_build:
+            with build:
+                build.publish()
     return stats
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 from src.dataset import schema
@@ -82,6 +83,7 @@ class DatasetOutput:
         remove_stale_temps(self.path.parent)  # part folders of builds that were killed
         self.tmpdir = temporary_dir_for(self.path)
         self._published = False
+        self.deferred = False  # handed to a Build, which publishes or removes it
 
     def part_path(self, number: int) -> Path:
         return self.tmpdir / f"{self.path.name}.part{number:05d}"
@@ -112,8 +114,50 @@ class DatasetOutput:
         return manifest_path(self.path)
 
     def close(self):
-        if not self._published:
+        if not self._published and not self.deferred:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Build:
+    """The datasets one command writes (the splits of one corpus), published together.
+
+    Every manifest of a build carries the same ``build`` id, the list of the splits it wrote and the
+    vocabulary's digest, so loaders can refuse a training set and a validation set of two different
+    builds, or of two vocabularies. Nothing is published until every split is complete, and then the
+    old datasets of every split are removed first: a crash while publishing leaves some splits
+    missing (a clear error), never a new split next to an old one.
+    """
+
+    def __init__(self, vocab):
+        self.id = uuid.uuid4().hex[:16]
+        self.vocab = {"vocab_size": len(vocab), "vocab_sha256": vocab.digest()}
+        self._pending = []  # (DatasetOutput, count, manifest)
+
+    def add(self, output: "DatasetOutput", count: int, manifest: dict):
+        output.deferred = True
+        self._pending.append((output, count, manifest))
+        if count == 0:
+            raise UserError(f"no example left to write to {output.path} (see the counts of dropped lines)")
+
+    def publish(self) -> list[Path]:
+        splits = sorted(m.get("split", "") for _, _, m in self._pending)
+        for output, _, _ in self._pending:
+            remove_dataset(output.path)
+        return [output.publish(count, {**manifest, **self.vocab, "build": {"id": self.id, "splits": splits}})
+                for output, count, manifest in self._pending]
+
+    def close(self):
+        """Remove the temporary parts of whatever was not published (after an error)."""
+        for output, _, _ in self._pending:
+            output.deferred = False
+            output.close()
 
     def __enter__(self):
         return self
@@ -154,6 +198,11 @@ class MindRecordDatasetWriter:
     def finish(self, manifest: dict) -> Path:
         self._close_part()
         return self.output.publish(self.count, manifest)
+
+    def finish_into(self, build: Build, manifest: dict):
+        """Complete the parts and leave the publishing to ``build`` (keep this writer open until then)."""
+        self._close_part()
+        build.add(self.output, self.count, manifest)
 
     def close(self):
         self.output.close()

@@ -65,6 +65,9 @@ class MassGenerator:
         dictionary = Dictionary.load_from_persisted_dict(vocab)
         weights, state = read_model_file(checkpoint)
         cfg = resolve_config(state, checkpoint, config, overrides)
+        from src.dataset.identity import check_model_vocabulary
+
+        check_model_vocabulary(cfg.model_config.vocab_sha256, dictionary.digest(), checkpoint, vocab)
         bpe = None
         if codes:
             from src.text.byte_pair_encoding import BytePairEncoder

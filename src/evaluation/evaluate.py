@@ -73,6 +73,8 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     if not (args.interactive or args.test_src or test_dataset):
         raise UserError("nothing to evaluate: give --test_dataset (or dataset_config.test_dataset), --test_src "
                         "with --test_ref, or --interactive")
+    from src.dataset.identity import check_model_vocabulary
+
     manifest = None
     if test_dataset:
         from src.dataset.writer import read_manifest
@@ -80,6 +82,8 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
         manifest = read_manifest(test_dataset)
         if manifest.get("kind") != "pair":
             raise UserError(f"{test_dataset}: a {manifest.get('kind')} dataset; evaluation needs a pair dataset")
+        check_model_vocabulary(cfg.model_config.vocab_sha256, manifest.get("vocab_sha256"), checkpoint,
+                               test_dataset)
     vocab = args.vocab or (manifest or {}).get("vocab_path", "")
     if not vocab:
         raise UserError("give the vocabulary with --vocab")
@@ -93,6 +97,7 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     from src.utils.device import setup_device
 
     dictionary = Dictionary.load_from_persisted_dict(vocab)
+    check_model_vocabulary(cfg.model_config.vocab_sha256, dictionary.digest(), checkpoint, vocab)
     bpe = None
     if args.codes:
         from src.text.byte_pair_encoding import BytePairEncoder

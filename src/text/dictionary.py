@@ -21,6 +21,7 @@ The persisted format is plain text (never pickle), written atomically::
 'hello'
 """
 
+import hashlib
 import logging
 import re
 
@@ -158,6 +159,15 @@ class Dictionary:
     def frequencies(self) -> list[int]:
         """The frequencies in id order (a copy)."""
         return list(self._freqs)
+
+    def digest(self) -> str:
+        """The vocabulary's identity: a hash of its symbols in id order (frequencies do not change what
+        an id means). Datasets and checkpoints record it, and loaders refuse to mix two.
+
+        >>> Dictionary.from_counts({"a": 2}).digest() == Dictionary.from_counts({"a": 9}).digest()
+        True
+        """
+        return "sha256-" + hashlib.sha256("\n".join(self._symbols).encode("utf-8")).hexdigest()[:16]
 
     def __len__(self) -> int:
         return len(self._symbols)

@@ -23,6 +23,29 @@ class MetricsWriter:
             handle.write(json.dumps(clean) + "\n")
 
 
+PHASES = ("pretrain", "finetune")  # the order train.py runs them in
+
+
+def drop_after(path, phase: str, step: int) -> int:
+    """Before resuming ``phase`` at ``step``: remove the records the abandoned run wrote past that point
+    (later steps of ``phase``, and any later phase), so that re-done steps are not listed twice. The
+    file is rewritten atomically; returns how many records were dropped."""
+    from src.utils.fileio import atomic_open
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    records = read_metrics(path)
+    order = PHASES.index(phase) if phase in PHASES else len(PHASES)
+    keep = [r for r in records if not (
+        (r.get("phase") == phase and r["step"] > step)
+        or (r.get("phase") in PHASES and PHASES.index(r["phase"]) > order))]
+    if len(keep) < len(records):
+        with atomic_open(path) as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in keep)
+    return len(records) - len(keep)
+
+
 def read_metrics(path) -> list[dict]:
     """The records of a ``metrics.jsonl``; a line that is not a JSON object with a ``step`` is a UserError
     naming the file and line."""

@@ -25,13 +25,28 @@ def load_config(config_path, overrides=()) -> MassConfig:
     datasets = [d for d in (cfg.dataset_config.pre_train_dataset, cfg.dataset_config.fine_tune_dataset) if d]
     if not datasets:
         raise UserError("nothing to train: set dataset_config.pre_train_dataset and/or fine_tune_dataset")
+    from src.dataset.identity import check_model_vocabulary, check_same_build, vocabulary_of
     from src.dataset.load_dataset import resolve_datasets
-    from src.dataset.writer import read_manifest
 
-    sizes = {read_manifest(p)["vocab_size"] for d in datasets for p in resolve_datasets(d)}
-    if len(sizes) != 1:
-        raise UserError(f"the training datasets were built with different vocabularies (sizes {sorted(sizes)})")
-    return with_vocab_size(cfg, sizes.pop(), "the vocabulary the datasets were built with")
+    train = [p for d in datasets for p in resolve_datasets(d)]
+    valid = resolve_datasets(cfg.dataset_config.valid_dataset) if cfg.dataset_config.valid_dataset else []
+    size, digest = vocabulary_of(train + valid, "the training and validation datasets")
+    check_same_build(train, valid)
+    check_model_vocabulary(cfg.model_config.vocab_sha256, digest, "the config (model_config.vocab_sha256)",
+                           "the training data")
+    cfg = with_vocab_size(cfg, size, "the vocabulary the datasets were built with")
+    return cfg.override([f"--model_config.vocab_sha256={digest}"]) if digest else cfg
+
+
+def check_start_vocabulary(path, state: dict | None, cfg):
+    """The checkpoint a run starts from (existed_ckpt or resume) knows the vocabulary of its own training
+    data: it must be the one of this run's data."""
+    from src.dataset.identity import check_model_vocabulary
+    from src.utils.checkpoint import config_of
+
+    start_cfg = config_of(state or {}) or {}
+    digest = (start_cfg.get("model_config") or {}).get("vocab_sha256")
+    check_model_vocabulary(digest, cfg.model_config.vocab_sha256, path, "the training data of this run")
 
 
 @dataclasses.dataclass
@@ -62,7 +77,7 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
     from src.training.metrics_log import MetricsWriter
     from src.training.trainer import train_phase
     from src.transformer.transformer import MassTransformer, count_parameters
-    from src.utils.checkpoint import load_model_weights
+    from src.utils.checkpoint import assign_weights, read_model_file
     from src.utils.device import setup_device
     from src.utils.fileio import check_output_folder
 
@@ -78,8 +93,19 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
     logger.info("model: %.2fM parameters, compute %s, %d device(s)", count_parameters(net) / 1e6,
                 net.compute_dtype, group_size)
     resumed = _resume_state(resume, ckpt_dir, cfg)
+    if resumed and rank == 0:
+        from src.training.metrics_log import drop_after
+
+        dropped = drop_after(run_dir / "metrics.jsonl", resumed[1]["phase"], int(resumed[1]["step"]))
+        if dropped:
+            logger.info("metrics.jsonl: %d record(s) past the resume point removed", dropped)
+    if resumed is not None:
+        check_start_vocabulary(resume, resumed[1], cfg)
     if cfg.checkpoint_options.existed_ckpt and resumed is None:
-        load_model_weights(net, cfg.checkpoint_options.existed_ckpt, cfg.checkpoint_options.existed_ckpt_skip)
+        start = cfg.checkpoint_options.existed_ckpt
+        weights, state = read_model_file(start)
+        check_start_vocabulary(start, state, cfg)
+        assign_weights(net, weights, start, cfg.checkpoint_options.existed_ckpt_skip)
     run = Run(cfg, net, run_dir, ckpt_dir, rank, group_size,
               MetricsWriter(run_dir / "metrics.jsonl", enabled=rank == 0), max_steps)
     _install_stop_handler(run)

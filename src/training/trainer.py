@@ -135,6 +135,7 @@ class _Phase:
             self.manager.best_loss = best_from_state(resume[1], self.best_by)
         self.window = _Window()
         self.bar = None
+        self.saved_step = None
 
     def train(self) -> PhaseState:
         cfg, run, pos, step_fn = self.cfg, self.run, self.pos, self.step_fn
@@ -144,7 +145,13 @@ class _Phase:
         examples = dataset_size(self.datasets)
         batches_per_epoch = math.ceil(math.ceil(examples / run.group_size) / cfg.dataset_config.batch_size)
         total_steps = cfg.dataset_config.epochs * batches_per_epoch // accumulation
-        logger.info("%s: %d examples, about %d batches per epoch and %d optimizer steps in all; starting at "
+        if run.max_steps:
+            total_steps = min(total_steps, run.max_steps)
+        if (run.max_steps and pos.step >= run.max_steps) or pos.epoch >= cfg.dataset_config.epochs:
+            logger.info("%s: already finished at step %d (epoch %d): nothing to do", self.phase, pos.step,
+                        pos.epoch)
+            return pos
+        logger.info("%s: %d examples, about %d batches per epoch, %d optimizer steps in all; starting at "
                     "step %d", self.phase, examples, batches_per_epoch, total_steps, pos.step)
         with tqdm(total=total_steps, initial=pos.step, desc=self.phase, unit=" step", disable=run.rank != 0,
                   mininterval=2.0) as self.bar:
@@ -178,7 +185,10 @@ class _Phase:
         return self.pos.as_dict(self.phase, self.cfg, best, self.best_by)
 
     def save(self):
+        if self.saved_step == self.pos.step:
+            return  # the periodic save already wrote this step
         self.manager.save(_entries(self.step_fn), self.state())
+        self.saved_step = self.pos.step
 
     def after_step(self):
         opts, pos, window = self.opts, self.pos, self.window

@@ -70,12 +70,68 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         raw = ms.load_checkpoint(str(path))
     except (RuntimeError, ValueError) as exc:
         raise UserError(f"{path}: not a readable MindSpore checkpoint ({exc})") from None
+    check_tensor_sizes(path)
     state = {}
     for key in STATE_KEYS:
         if key in raw:
-            value = raw.pop(key)
-            state[key] = value if isinstance(value, str) else value.asnumpy().item()
+            state[key] = _state_value(path, key, raw.pop(key))
     return raw, state
+
+
+ITEM_BYTES = {"Float16": 2, "BFloat16": 2, "Float32": 4, "Float64": 8, "Int8": 1, "UInt8": 1, "Int16": 2,
+              "UInt16": 2, "Int32": 4, "UInt32": 4, "Int64": 8, "UInt64": 8, "Bool": 1}
+
+
+def check_tensor_sizes(path):
+    """A UserError if a tensor of the checkpoint holds fewer (or more) bytes than its shape declares:
+    MindSpore would silently fill the missing part with zeros."""
+    from mindspore.train import checkpoint_pb2
+
+    proto = checkpoint_pb2.Checkpoint()
+    try:
+        proto.ParseFromString(Path(path).read_bytes())
+    except Exception as exc:  # protobuf's DecodeError has no stable import path across versions
+        raise UserError(f"{path}: not a readable MindSpore checkpoint ({exc})") from None
+    stored, declared = {}, {}
+    for value in proto.value:
+        if value.WhichOneof("value") != "tensor" or value.tensor.tensor_type not in ITEM_BYTES:
+            continue
+        stored[value.tag] = stored.get(value.tag, 0) + len(value.tensor.tensor_content)
+        declared[value.tag] = int(np.prod(value.tensor.dims, dtype=np.int64)) * ITEM_BYTES[value.tensor.tensor_type]
+    wrong = [f"{tag} ({stored[tag]} of {declared[tag]} bytes)" for tag in stored
+             if stored[tag] != declared[tag] and not (declared[tag] and stored[tag] % declared[tag] == 0)]
+    if wrong:
+        raise UserError(f"{path}: truncated or corrupt tensor(s), their data do not fill their shape: "
+                        + ", ".join(wrong[:5]))
+
+
+TEXT_STATE = ("phase", "config_json")
+INT_STATE = ("epoch", "batch_in_epoch", "step")
+
+
+def _state_value(path, key, value):
+    """One run-state entry, checked: the text entries are text (``config_json`` a JSON object), the
+    counters single non-negative integers, the scores single numbers."""
+    if key in TEXT_STATE:
+        if not isinstance(value, str):
+            raise UserError(f"{path}: run-state entry '{key}' is not text")
+        if key == "config_json":
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}: run-state entry 'config_json' is not valid JSON ({exc.msg})") from None
+            if not isinstance(parsed, dict):
+                raise UserError(f"{path}: run-state entry 'config_json' is not a JSON object")
+        return value
+    if isinstance(value, str):
+        raise UserError(f"{path}: run-state entry '{key}' is text ({value[:40]!r}), expected a number")
+    array = value.asnumpy()
+    if array.size != 1:
+        raise UserError(f"{path}: run-state entry '{key}' holds {array.size} values, expected one")
+    number = array.item()
+    if key in INT_STATE and (not float(number).is_integer() or number < 0):
+        raise UserError(f"{path}: run-state entry '{key}' is {number}, expected a non-negative integer")
+    return int(number) if key in INT_STATE else number
 
 
 def config_of(state: dict) -> dict | None:
