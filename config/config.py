@@ -68,6 +68,11 @@ class DatasetConfig:
     pad_multiple: int = 8
     shuffle: bool = True
     num_parallel_workers: int = 4
+    # how the training text was tokenized and normalised (src/text/text_options.py): recorded by train.py
+    # from the datasets' manifests (null: unknown); eval.py and the API normalise raw input the same way
+    tokenizer: str | None = None
+    lowercase: bool | None = None
+    hash_digits: bool | None = None
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "max_len", "max_tgt_len", "num_parallel_workers", "pad_multiple"):

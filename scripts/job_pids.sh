@@ -7,11 +7,20 @@ job_pids() {
     local pid cmd
     for pid in "$1" $(_job_descendants "$1"); do
         cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || continue
-        [[ "$cmd" =~ (train|eval)\.py ]] || continue
+        [[ "$cmd" =~ (^|[[:space:]/])(train|eval)\.py([[:space:]]|$) ]] || continue  # not bench_train.py
         [[ "$cmd" == *msrun* ]] && continue
         tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "MS_ROLE=MS_SCHED" && continue
         echo "$pid"
     done
+}
+# proc_start PID: the process's start time (clock ticks since boot, /proc/PID/stat field 22), which
+# tells a process from a later one that got the same pid
+proc_start() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"          # the command name may hold spaces and parentheses: skip past it
+    set -- $stat
+    echo "${20}"                  # field 22 of the whole line = field 20 after "pid (comm)"
 }
 _job_descendants() {
     local child

@@ -50,12 +50,15 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" GLOG_v="${GLOG_v:-3}"
 
 if [ "$TASK" = train ]; then
     OUTPUT="${OUTPUT:-output}"
-    mkdir -p "$OUTPUT"
+    [ -e "$OUTPUT" ] && [ ! -d "$OUTPUT" ] && { echo "error: $OUTPUT: is a file; -o names the run folder" >&2; exit 2; }
+    mkdir -p "$OUTPUT" 2>/dev/null || { echo "error: $OUTPUT: cannot create this folder" >&2; exit 2; }
     ARGS=("$ROOT/train.py" --config "$CONFIG" --output "$OUTPUT" --device_target "$DEVICE_TARGET" "${EXTRA[@]}")
 else
     [ -f "$ROOT/eval.py" ] || { echo "error: $ROOT/eval.py is missing: inference is not available in this checkout" >&2; exit 2; }
     [ -n "$OUTPUT" ] || { echo "error: inference needs -o (where the hypotheses go)" >&2; exit 2; }
-    mkdir -p "$(dirname "$OUTPUT")"
+    # a folder (existing, or named with a trailing /) gets the hypotheses as <folder>/hypotheses.txt
+    if [ -d "$OUTPUT" ] || [[ "$OUTPUT" == */ ]]; then OUTPUT="${OUTPUT%/}/hypotheses.txt"; fi
+    mkdir -p "$(dirname "$OUTPUT")" 2>/dev/null || { echo "error: $(dirname "$OUTPUT"): cannot create this folder" >&2; exit 2; }
     ARGS=("$ROOT/eval.py" --config "$CONFIG" --output "$OUTPUT" --metric "$METRIC" --device_target "$DEVICE_TARGET")
     [ -n "$VOCAB" ] && ARGS+=(--vocab "$VOCAB")
     ARGS+=("${EXTRA[@]}")
@@ -75,10 +78,11 @@ else
     DEVICE_ID="$DEVICE_ID_ARG" "$PYTHON" "${ARGS[@]}" --device_id "$DEVICE_ID_ARG" &
 fi
 JOB=$!
-echo "$JOB" > "$PIDFILE"
+source "$ROOT/scripts/job_pids.sh"
+# the pid, its start time (a later process with the same pid is not this job) and the folder
+echo "$JOB $(proc_start "$JOB") $(cd "$(dirname "$PIDFILE")" && pwd)" > "$PIDFILE"
 # On INT/TERM, signal the train.py / eval.py processes themselves: msrun puts its workers in their own
 # session (the terminal's Ctrl-C does not reach them) and would not forward the signal.
-source "$ROOT/scripts/job_pids.sh"
 trap 'kill -TERM $(job_pids "$JOB") 2>/dev/null || true' INT TERM
 set +e
 wait "$JOB"; STATUS=$?

@@ -61,12 +61,45 @@ else
   echo "error: input not found: $input" >&2; exit 2
 fi
 
+for f in "${files[@]}"; do
+  bad="$(LC_ALL=C.UTF-8 grep -naxv '.*' "$f" | head -n 1 | cut -d: -f1 || true)"
+  if [[ -n "$bad" ]]; then
+    echo "error: $f:$bad: bytes that are not valid UTF-8" >&2; exit 2
+  fi
+done
+if ! cat "${files[@]}" | grep -q '[^[:space:]]'; then
+  echo "error: ${input}: no text to learn from (the input is empty)" >&2; exit 2
+fi
+
+if [[ -d "$output" ]]; then
+  echo "error: $output: is a folder; -o names the codes file to write" >&2; exit 2
+fi
 out_dir="$(dirname "$output")"
-mkdir -p "$out_dir"
-tmp="$(mktemp "$out_dir/.$(basename "$output").XXXXXX")"
-trap 'rm -f "$tmp"' EXIT
+if ! mkdir -p "$out_dir" 2>/dev/null; then
+  echo "error: $out_dir: cannot create this folder" >&2; exit 2
+fi
+name="$(basename "$output")"
+# temporaries as src/utils/fileio.py names them: .<name>.<pid>.<random>.tmp; a dead writer's are removed
+for stale in "$out_dir/.$name".*.tmp; do
+  [[ -e "$stale" ]] || continue
+  pid="${stale#"$out_dir/.$name."}"; pid="${pid%%.*}"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$stale"; fi
+done
+if ! tmp="$(mktemp --suffix=.tmp "$out_dir/.$name.$$.XXXXXXXX" 2>/dev/null)"; then
+  echo "error: $out_dir: cannot write here" >&2; exit 2
+fi
+log="$(mktemp)"
+trap 'rm -f "$tmp" "$log"' EXIT
 
 echo "learning $merges BPE merges from ${#files[@]} file(s) into $output" >&2
-cat "${files[@]}" | "$subword_nmt" learn-bpe -s "$merges" > "$tmp"
-mv -f "$tmp" "$output"
+if ! cat "${files[@]}" | "$subword_nmt" learn-bpe -s "$merges" > "$tmp" 2> "$log"; then
+  echo "error: $output: learning the BPE codes failed: $(grep -v '^\s*$' "$log" | tail -n 1)" >&2; exit 2
+fi
+if ! grep -qv '^#' "$tmp"; then
+  echo "error: ${input}: no BPE merge could be learned (too little text)" >&2; exit 2
+fi
+chmod "$(printf "%o" $(( 0666 & ~$(umask) )))" "$tmp"  # mktemp made it private
+if ! mv -f "$tmp" "$output" 2>/dev/null; then
+  echo "error: $output: cannot write here" >&2; exit 2
+fi
 echo "wrote $output" >&2

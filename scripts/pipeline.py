@@ -38,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from src.text import text_options  # noqa: E402
 from src.training.metrics_log import read_metrics  # noqa: E402
 from src.utils.cli import run_cli  # noqa: E402
 from src.utils.errors import UserError  # noqa: E402
@@ -270,11 +271,13 @@ def prepare_data(pipe):
     procs = str(args.processes)
     case = ["--lowercase", "--hash_digits"]
 
-    def copy_gigaword():  # already tokenized, lower-cased, digits as '#'
+    def copy_gigaword():  # already tokenized (Treebank style, as nltk's), lower-cased, digits as '#'
         for d in (tok, tok_eval):
             d.mkdir(parents=True, exist_ok=True)
         for key, src in giga_files.items():
-            shutil.copyfile(src, (tok if key.startswith("train") else tok_eval) / f"giga_{key}.txt")
+            dst = (tok if key.startswith("train") else tok_eval) / f"giga_{key}.txt"
+            shutil.copyfile(src, dst)
+            text_options.record(dst, text_options.options("nltk", lowercase=True, hash_digits=True))
 
     copy_gigaword()
     pipe.stage("tokenize", [

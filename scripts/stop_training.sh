@@ -7,14 +7,25 @@ case "${1:-}" in -h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 RUN="${1:-output}" WAIT="${2:-600}"
 PIDFILE="$RUN/train.pid"
 [ -f "$PIDFILE" ] || { echo "error: no $PIDFILE: is a run started by scripts/run_*.sh going on there?" >&2; exit 2; }
-PID="$(cat "$PIDFILE")"
+read -r PID START FOLDER < "$PIDFILE" || true
+source "$(dirname "${BASH_SOURCE[0]}")/job_pids.sh"
+if ! [[ "$PID" =~ ^[0-9]+$ ]]; then
+    echo "error: $PIDFILE: not a pid file of scripts/run_*.sh (no process id in it)" >&2; exit 2
+fi
 if ! kill -0 "$PID" 2>/dev/null; then
     echo "error: process $PID from $PIDFILE is not running (stale pid file removed)" >&2
     rm -f "$PIDFILE"; exit 2
 fi
+if [ -n "${START:-}" ] && [ "$(proc_start "$PID")" != "$START" ]; then
+    echo "error: $PIDFILE: process $PID is not the job that wrote it (a later process got its pid; stale pid" \
+         "file removed)" >&2
+    rm -f "$PIDFILE"; exit 2
+fi
+if [ -n "${FOLDER:-}" ] && [ "$FOLDER" != "$(cd "$RUN" && pwd)" ]; then
+    echo "error: $PIDFILE was written for the run in $FOLDER, not for $RUN: nothing signalled" >&2; exit 2
+fi
 # Signal the train.py processes themselves (under msrun: every worker, which agree on the step to stop
 # at), not msrun, which could kill its workers before they write the checkpoint.
-source "$(dirname "${BASH_SOURCE[0]}")/job_pids.sh"
 TARGETS=($(job_pids "$PID"))
 if [ ${#TARGETS[@]} -eq 0 ]; then
     echo "error: process $PID is not a training job started by scripts/run_*.sh (no train.py in it)" >&2

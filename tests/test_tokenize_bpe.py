@@ -11,6 +11,7 @@ from subword_nmt.apply_bpe import BPE
 
 import apply_bpe_encoding
 import tokenize_corpus
+from src.text import text_options
 from src.text.byte_pair_encoding import (
     BytePairEncoder,
     encode_lines,
@@ -209,9 +210,11 @@ def test_tokenize_corpus_end_to_end(tmp_path, pool_size):
                                   "--pool_size", pool_size])
     assert stats == {"files": 2, "lines_read": 5, "lines_written": 3,
                      "dropped": {"empty": 1, "too_long": 1}}
-    assert sorted(p.name for p in out.iterdir()) == ["a_tokenized.txt", "b_tokenized.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_tokenized.txt", "b_tokenized.txt", "text_options.json"]
     assert (out / "a_tokenized.txt").read_text(encoding="utf-8") == "I do n't know <unk> .\nThe cat sat .\n"
     assert (out / "b_tokenized.txt").read_text(encoding="utf-8") == "Hello , World UNK !\n"
+    assert text_options.lookup(out / "b_tokenized.txt") == {"tokenizer": "nltk", "lowercase": False,
+                                                            "hash_digits": False}
 
 
 def test_tokenize_corpus_lowercase_single_file(tmp_path):

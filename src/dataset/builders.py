@@ -18,6 +18,7 @@ from src.dataset.writer import Build, MindRecordDatasetWriter
 from src.language_model import example_rng
 from src.language_model.loose_masked_language_model import loose_mask
 from src.language_model.noise_channel_language_model import add_noise
+from src.text import text_options
 from src.text.dictionary import EOS_ID, Dictionary
 from src.utils.errors import UserError
 from src.utils.fileio import count_lines, iter_lines
@@ -201,7 +202,8 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
         stats.written = counts["train"]
         options = {k: getattr(opts, k) for k in ("min_len", "max_len", "static_mask", "mask_ratio", "seed",
                                                  "valid_every")}
-        common = {"vocab_path": str(vocab_path), "options": options, "sources": [str(p) for p in paths]}
+        common = {"vocab_path": str(vocab_path), "options": options, "sources": [str(p) for p in paths],
+                  "text": text_options.common(paths, "the input files")}
         with Build(vocab) as build:
             build.add(outputs["train"], counts["train"], {**common, "split": "train", "stats": stats.as_dict()})
             if counts["valid"]:
@@ -283,6 +285,7 @@ def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opt
         options = {k: getattr(opts, k) for k in ("max_len", "max_tgt_len", "keep_all", "noise_prob", "seed")}
         writer.finish_into(build, {"split": split, "vocab_path": str(vocab_path), "options": options,
                                    "sources": [str(src_path), str(tgt_path)], "stats": stats.as_dict(),
+                                   "text": text_options.common([src_path, tgt_path], "sources and targets"),
                                    **(extra_manifest or {})})
         if own_build:
             with build:

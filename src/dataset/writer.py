@@ -12,6 +12,7 @@ corpus is cut into parts of at most ``PART_ROWS`` rows.
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -93,6 +94,7 @@ class DatasetOutput:
         if count == 0:
             raise UserError(f"no example left to write to {self.path} (see the counts of dropped lines)")
         files = sorted(p.name for p in self.tmpdir.iterdir())
+        sizes = {name: (self.tmpdir / name).stat().st_size for name in files}
         remove_dataset(self.path)
         for name in files:
             os.replace(self.tmpdir / name, self.path.parent / name)
@@ -103,6 +105,7 @@ class DatasetOutput:
             "columns": sorted(schema.SCHEMAS[self.kind]),
             "examples": count,
             "files": [n for n in files if not n.endswith(".db")],
+            "sizes": sizes,  # bytes of every part and index: a truncated or replaced file is refused
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **manifest,
         }
@@ -234,32 +237,71 @@ def read_manifest(dataset_path) -> dict:
     return manifest
 
 
+def is_part_name(dataset_path, name: str) -> bool:
+    """Whether ``name`` is one of the part files this writer names for ``dataset_path``
+    (``<dataset>.partNNNNN``, or its ``.db`` index): the only files a rebuild ever deletes.
+
+    >>> is_part_name("out/a.mindrecord", "a.mindrecord.part00003.db"), is_part_name("out/a.mindrecord", "notes.txt")
+    (True, False)
+    """
+    return re.fullmatch(re.escape(Path(dataset_path).name) + r"\.part\d{5}(\.db)?", name) is not None
+
+
 def remove_dataset(dataset_path):
-    """Delete a finished dataset, if there is one: its manifest first (so it never looks whole), then the
-    files that manifest lists (plain names next to it only)."""
+    """Delete a finished dataset, if there is one: its manifest first (so it never looks whole), then its
+    part files: the ones of this writer's naming scheme next to it (whatever the manifest lists, a file
+    of another name is never deleted)."""
     dataset_path = Path(dataset_path)
     old = manifest_path(dataset_path)
-    if not old.exists():
+    if old.exists():
+        old.unlink()
+    if not dataset_path.parent.is_dir():
         return
-    try:
-        names = json.loads(old.read_text(encoding="utf-8")).get("files", [])
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        names = []
-    old.unlink()
-    for name in names:
-        if not isinstance(name, str) or Path(name).name != name:
-            continue
-        for stale in (dataset_path.parent / name, dataset_path.parent / (name + ".db")):
-            if stale.is_file():
-                stale.unlink()
+    for entry in dataset_path.parent.iterdir():
+        if is_part_name(dataset_path, entry.name) and entry.is_file():
+            entry.unlink()
+
+
+_VERIFIED = {}
 
 
 def dataset_files(dataset_path) -> list[str]:
-    """Files of a finished dataset, checked to exist."""
+    """Files of a finished dataset, checked once per process: they exist with their ``.db`` index,
+    MindSpore can open them, and they hold the number of rows the manifest says."""
     manifest = read_manifest(dataset_path)
     folder = Path(dataset_path).parent
     files = [folder / name for name in manifest["files"]]
+    for name in manifest["files"]:
+        if not is_part_name(dataset_path, name):
+            raise UserError(f"{manifest_path(dataset_path)}: lists {name!r}, which is not a part of this dataset "
+                            f"(parts are named {Path(dataset_path).name}.partNNNNN)")
     missing = [str(f) for f in files if not f.is_file()]
+    missing += [str(f) + ".db" for f in files if f.is_file() and not Path(str(f) + ".db").is_file()]
     if missing:
-        raise UserError(f"{dataset_path}: file(s) listed in the manifest are missing: {missing}")
+        raise UserError(f"{dataset_path}: file(s) of this dataset are missing: {', '.join(missing)}; build it again")
+    sizes = manifest.get("sizes") or {}
+    for name, size in sizes.items():
+        actual = (folder / name).stat().st_size if (folder / name).is_file() else None
+        if actual != size:
+            raise UserError(f"{folder / name}: {actual} bytes, but the manifest of {dataset_path} says {size} "
+                            "(truncated or replaced): build the dataset again")
+    key = (str(Path(dataset_path).resolve()), tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if _VERIFIED.get(key) is None:
+        _VERIFIED[key] = _count_rows(dataset_path, files, manifest)
     return [str(f) for f in files]
+
+
+def _count_rows(dataset_path, files, manifest) -> int:
+    import mindspore.dataset as ds
+
+    columns = sorted(schema.SCHEMAS[manifest["kind"]])
+    try:
+        rows = ds.MindDataset([str(f) for f in files], columns_list=columns, shuffle=False).get_dataset_size()
+    except (RuntimeError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{dataset_path}: its MindRecord files cannot be read ({reason[:200]}); build it "
+                        "again") from None
+    if rows != manifest.get("examples"):
+        raise UserError(f"{dataset_path}: holds {rows} examples but its manifest says {manifest.get('examples')}; "
+                        "build it again")
+    return rows

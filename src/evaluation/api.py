@@ -42,14 +42,24 @@ def resolve_config(state: dict, source, config=None, overrides=()):
     return cfg.override(list(overrides)) if overrides else cfg
 
 
-class MassGenerator:
-    """A model in eval mode, its dictionary, optional BPE encoder and decode options."""
+def training_normalization(cfg, lowercase: bool = False, hash_digits: bool = False) -> tuple[bool, bool]:
+    """``(lowercase, hash_digits)`` for raw input: what the training text had (``dataset_config``, recorded
+    by train.py), plus what is asked for here. The training normalisation always applies: a model that
+    saw ``#.#`` must not be given ``3.5``."""
+    data = cfg.dataset_config
+    return bool(lowercase or data.lowercase), bool(hash_digits or data.hash_digits)
 
-    def __init__(self, model, vocab, config, bpe=None, tokenizer: str = "nltk", lowercase: bool = False,
+
+class MassGenerator:
+    """A model in eval mode, its dictionary, optional BPE encoder and decode options. Raw text is
+    tokenized and normalised as the training text was (:func:`training_normalization`)."""
+
+    def __init__(self, model, vocab, config, bpe=None, tokenizer: str | None = None, lowercase: bool = False,
                  hash_digits: bool = False):
         model.set_train(False)
         self.model, self.vocab, self.config, self.bpe = model, vocab, config, bpe
-        self.tokenizer, self.lowercase, self.hash_digits = tokenizer, lowercase, hash_digits
+        self.tokenizer = tokenizer or config.dataset_config.tokenizer or "nltk"
+        self.lowercase, self.hash_digits = training_normalization(config, lowercase, hash_digits)
 
     @classmethod
     def from_files(cls, checkpoint, vocab, codes=None, config=None, device_target="CPU", device_id=None,

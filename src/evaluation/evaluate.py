@@ -107,6 +107,9 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
                  distributed=False)
     gen = MassGenerator(build_model(cfg, len(dictionary), weights, checkpoint), dictionary, cfg, bpe,
                         lowercase=args.lowercase, hash_digits=args.hash_digits)
+    if gen.lowercase != args.lowercase or gen.hash_digits != args.hash_digits:
+        logger.info("raw input normalised as the training text was: lowercase=%s hash_digits=%s", gen.lowercase,
+                    gen.hash_digits)
     if args.interactive:
         return interactive(gen, stdin or sys.stdin, stdout or sys.stdout)
     info = {"checkpoint": str(checkpoint), "vocab": str(vocab), "device_target": args.device_target,

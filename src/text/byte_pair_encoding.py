@@ -22,6 +22,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
+from src.text import text_options
 from src.utils.errors import UserError, where
 from src.utils.fileio import atomic_open, count_lines, iter_lines, require_file
 from src.utils.parallel import CHUNK_LINES, chunked_lines, close_pool, make_pool, ordered_pool_map
@@ -68,6 +69,9 @@ def read_codes(codes_path):
             )
         ranks.setdefault((pair[0], pair[1]), rank)
         rank += 1
+    if not ranks:
+        raise UserError(f"{path}: no BPE merge in this codes file (empty, or only a header): learn the codes "
+                        "again (scripts/learn_subword.sh)")
     return ranks, version
 
 
@@ -311,6 +315,7 @@ def apply_bpe_to_files(codes_path, pairs, processes=2, glossaries=DEFAULT_GLOSSA
                     bar.update(lines)
                     if counts is not None:
                         total_counts.update(counts)
+            text_options.record(dst, text_options.lookup(src))  # BPE keeps the normalisation of its input
             logger.info("BPE: %s -> %s (%d lines)", src, dst, total)
         failed = False
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from src.text import text_options
 from src.text.normalize import normalize_tokens
 from src.text.tokenizer import word_tokenize_many
 from src.utils.fileio import atomic_open, count_lines
@@ -84,6 +85,7 @@ def tokenize_files(inputs, out_dir, *, tokenizer="nltk", max_tokens=175, lowerca
         for src in inputs:
             dst = out_dir / f"{src.stem}_tokenized.txt"
             stats = tokenize_file(src, dst, pool, pool_size)
+            text_options.record(dst, text_options.options(tokenizer, lowercase, hash_digits))
             logger.info("%s -> %s: %s", src, dst, dict(stats))
             totals.update(stats)
         failed = False

@@ -35,7 +35,29 @@ def load_config(config_path, overrides=()) -> MassConfig:
     check_model_vocabulary(cfg.model_config.vocab_sha256, digest, "the config (model_config.vocab_sha256)",
                            "the training data")
     cfg = with_vocab_size(cfg, size, "the vocabulary the datasets were built with")
-    return cfg.override([f"--model_config.vocab_sha256={digest}"]) if digest else cfg
+    if digest:
+        cfg = cfg.override([f"--model_config.vocab_sha256={digest}"])
+    return with_text_options(cfg, train)
+
+
+def with_text_options(cfg, datasets):
+    """``cfg`` with the tokenizer and normalisation of the training text (from the manifests), so that
+    every checkpoint says how raw input must be prepared. Datasets normalised differently are an error."""
+    import json
+
+    from src.dataset.writer import read_manifest
+
+    entries = {str(p): read_manifest(p).get("text") for p in datasets}
+    known = {p: e for p, e in entries.items() if e}
+    if len({json.dumps(e, sort_keys=True) for e in known.values()}) > 1:
+        raise UserError("the training datasets were normalised differently: "
+                        + "; ".join(f"{p}: {e}" for p, e in known.items()))
+    if not known:
+        return cfg
+    entry = next(iter(known.values()))
+    return cfg.override([f"--dataset_config.tokenizer={entry['tokenizer']}",
+                         f"--dataset_config.lowercase={str(entry['lowercase']).lower()}",
+                         f"--dataset_config.hash_digits={str(entry['hash_digits']).lower()}"])
 
 
 def check_start_vocabulary(path, state: dict | None, cfg):

@@ -5,6 +5,10 @@ BrokenProcessPool instead of being respawned forever, and errors raised in a tas
 """
 
 import collections
+import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from src.utils.fileio import iter_lines
@@ -32,10 +36,40 @@ def ordered_pool_map(pool, func, iterable, max_in_flight):
 
 
 def make_pool(processes, initializer=None, initargs=()):
-    """A process pool for :func:`ordered_pool_map`; None when ``processes`` <= 1 (work in-process)."""
+    """A process pool for :func:`ordered_pool_map`; None when ``processes`` <= 1 (work in-process).
+
+    Its workers end when the parent process dies, even by ``kill -9`` (which gives the parent no chance
+    to shut the pool down)."""
     if processes <= 1:
         return None
-    return ProcessPoolExecutor(processes, initializer=initializer, initargs=initargs)
+    return ProcessPoolExecutor(processes, initializer=_worker_start, initargs=(os.getpid(), initializer, initargs))
+
+
+def _worker_start(parent_pid, initializer, initargs):
+    _die_with_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _die_with_parent(parent_pid):
+    """Linux: ask the kernel for SIGKILL when the parent dies; elsewhere (and as a fallback, since the
+    request is tied to the thread that forked) a daemon thread that exits when the parent is gone."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os._exit(1)
 
 
 def close_pool(pool, failed):
