@@ -79,7 +79,6 @@ def main(argv=None):
     from src.transformer.export import check_format
 
     check_format(args.file_format)  # before the slow imports and the model
-    setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
     from src.transformer.export import GreedyDecoder, export_mindir, mindir_path
     from src.transformer.transformer import MassTransformer
     from src.utils.checkpoint import assign_weights, read_weights
@@ -89,6 +88,7 @@ def main(argv=None):
     check_output_file(mindir_path(args.file_name), "--file_name")
     cfg = load_config(args, weights)
     batch_size, seq_length, steps = graph_sizes(args, cfg)
+    setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
     model = MassTransformer(cfg.model_config)
     assign_weights(model, weights, args.ckpt_file)
     model.set_train(False)

@@ -29,7 +29,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input_files", default="", help="comma-separated checkpoint files (.ckpt or .npz)")
     p.add_argument("--input_folder", default="", help="folder whose <prefix>_step<N>.ckpt files are averaged")
-    p.add_argument("--last", type=int, default=0, metavar="N",
+    p.add_argument("--last", type=int, default=None, metavar="N",
                    help="with --input_folder: only the N highest-step <prefix>_step<N>.ckpt files")
     p.add_argument("--output_file", required=True, help="output .npz (the suffix is added if missing)")
     return p.parse_args(argv)
@@ -37,7 +37,7 @@ def parse_args(argv=None):
 
 def select_inputs(args) -> list:
     files = [f.strip() for f in args.input_files.split(",") if f.strip()]
-    if args.last:
+    if args.last is not None:
         if not args.input_folder or files:
             raise UserError("--last selects from --input_folder only: give --input_folder and no --input_files")
         return last_step_checkpoints(args.input_folder, args.last)

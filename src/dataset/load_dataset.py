@@ -52,6 +52,25 @@ def as_batch_columns(example) -> tuple:
     return tuple(np.asarray(a, dtype=np.int32) for a in ordered)
 
 
+DATA_ERROR = "[dataset error] "  # marks our messages inside MindSpore's wrapping of a pipeline exception
+
+
+def check_ids(ids, vocab_size, index, what="ids"):
+    """An example whose ids exceed the vocabulary (a manifest that claims a smaller vocabulary than the
+    data uses) would fail deep inside the model: refuse it here, naming the example."""
+    if vocab_size and len(ids) and int(np.max(ids)) >= vocab_size:
+        raise ValueError(f"{DATA_ERROR}example {int(index)}: {what} holds id {int(np.max(ids))}, outside the "
+                         f"vocabulary of {vocab_size} symbols its manifest declares")
+
+
+def data_error(exc: BaseException) -> UserError | None:
+    """The UserError behind a MindSpore pipeline RuntimeError raised by :func:`check_ids`, if it is one."""
+    text = str(exc)
+    if DATA_ERROR not in text:
+        return None
+    return UserError(text.split(DATA_ERROR, 1)[1].splitlines()[0])
+
+
 class MonoTransform:
     """``(ids, index) -> batch columns`` for one pre-training example (dynamic masking)."""
 
@@ -60,6 +79,7 @@ class MonoTransform:
         self.masker = get_masker(mask.mask_type)
 
     def __call__(self, ids, index):
+        check_ids(ids, self.vocab_size, index)
         example = self.masker(ids, rng=example_rng(self.seed, self.epoch, int(index)),
                               vocab_size=self.vocab_size, mask_ratio=self.mask.mask_ratio,
                               start_probs=self.mask.start_probs, replace_probs=self.mask.replace_probs)
@@ -74,11 +94,13 @@ class PairTransform:
     ``<mask>`` with that probability, drawn anew every epoch from (seed, epoch, index).
     """
 
-    def __init__(self, max_src_len=None, max_tgt_len=None, noise_prob=0.0, seed=1, epoch=0):
+    def __init__(self, max_src_len=None, max_tgt_len=None, noise_prob=0.0, seed=1, epoch=0, vocab_size=None):
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
-        self.noise_prob, self.seed, self.epoch = noise_prob, seed, epoch
+        self.noise_prob, self.seed, self.epoch, self.vocab_size = noise_prob, seed, epoch, vocab_size
 
     def __call__(self, source, target, index):
+        check_ids(source, self.vocab_size, index, "the source")
+        check_ids(target, self.vocab_size, index, "the target")
         source = cut(source, self.max_src_len)
         if self.noise_prob > 0:
             source = add_noise(source, rng=example_rng(self.seed, self.epoch, int(index)), prob=self.noise_prob)
@@ -128,7 +150,7 @@ def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len, max
         return (schema.IDS, schema.INDEX), MonoTransform(vocab_size, seed, epoch, mask or MaskConfig())
     if kind == schema.KIND_PAIR:
         return ((schema.SOURCE_IDS, schema.TARGET_IDS, schema.INDEX),
-                PairTransform(max_src_len, max_tgt_len, noise_prob, seed, epoch))
+                PairTransform(max_src_len, max_tgt_len, noise_prob, seed, epoch, vocab_size))
     return schema.MODELZOO_COLUMNS, modelzoo_transform
 
 

@@ -27,9 +27,12 @@ def load_config(config_path, overrides=()) -> MassConfig:
         raise UserError("nothing to train: set dataset_config.pre_train_dataset and/or fine_tune_dataset")
     from src.dataset.identity import check_model_vocabulary, check_same_build, vocabulary_of
     from src.dataset.load_dataset import resolve_datasets
+    from src.dataset.writer import dataset_files
 
     train = [p for d in datasets for p in resolve_datasets(d)]
     valid = resolve_datasets(cfg.dataset_config.valid_dataset) if cfg.dataset_config.valid_dataset else []
+    for path in train + valid:
+        dataset_files(path)  # complete and readable, now rather than after the first epoch
     size, digest = vocabulary_of(train + valid, "the training and validation datasets")
     check_same_build(train, valid)
     check_model_vocabulary(cfg.model_config.vocab_sha256, digest, "the config (model_config.vocab_sha256)",
@@ -103,10 +106,10 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
     from src.utils.device import setup_device
     from src.utils.fileio import check_output_folder
 
+    check_output_folder(run_dir, "--output (run folder)")  # before any work (every rank: the same folder)
     rank, group_size = setup_device(device_target, device_id, mode="pynative" if pynative else "graph")
     ms.set_seed(cfg.model_config.random_seed)
     if rank == 0:
-        check_output_folder(run_dir, "--output (run folder)")
         cfg.to_json(run_dir / "config.json")
         _log_to_file(run_dir / "train.log")
     ckpt_dir = Path(cfg.checkpoint_options.ckpt_path)

@@ -23,6 +23,7 @@ from src.training.lr_scheduler import schedule_from_config
 from src.training.optimizer import build_optimizer
 from src.training.train_step import TrainStep, make_loss_scaler
 from src.utils.checkpoint import LOSS_SCALER_ENTRIES, CheckpointManager, parameter_entries
+from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ def validate(run, valid):
     """Token NLL (no label smoothing) and perplexity over the validation sets, masks fixed (epoch 0)."""
     if not valid:
         return None
-    batches = load_from_config(run.cfg, valid, epoch=0, shuffle=False, training=False).create_tuple_iterator(
-        num_epochs=1, output_numpy=True)
+    batches = _batches(load_from_config(run.cfg, valid, epoch=0, shuffle=False, training=False), valid)
     if run.nll_fn is None:
         run.nll_fn = make_nll_fn(run.net)
     total, count = corpus_nll(run.net, batches, run.nll_fn)
@@ -158,7 +158,7 @@ class _Phase:
             while pos.epoch < cfg.dataset_config.epochs:
                 loader = load_from_config(cfg, self.datasets, epoch=pos.epoch, shuffle=True, rank=run.rank,
                                           group_size=run.group_size, skip_batches=pos.batch_in_epoch)
-                for batch in loader.create_tuple_iterator(num_epochs=1, output_numpy=True):
+                for batch in _batches(loader, self.datasets):
                     out = step_fn(*batch, lr=self.schedule(pos.step))
                     pos.batch_in_epoch += 1
                     self.window.add(batch, out)
@@ -229,6 +229,26 @@ class _Phase:
                         result["valid_ref_copy_rate"], result["valid_decode_seconds"])
             state["valid_rouge"] = float(result["valid_rouge"])
         self.manager.save_if_best(_entries(self.step_fn), state, criterion)
+
+
+def _batches(loader, datasets):
+    """The loader's batches; a bad example of ``datasets`` (see load_dataset.check_ids) is a UserError
+    naming them, not a traceback."""
+    from src.dataset.load_dataset import data_error
+
+    iterator = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as exc:
+            error = data_error(exc)
+            if error is None:
+                raise
+            names = ", ".join(str(p) for p in resolve_datasets(datasets))
+            raise UserError(f"{names}: {error}") from None
+        yield batch
 
 
 def _stop_agreed(run) -> bool:

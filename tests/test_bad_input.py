@@ -1,0 +1,824 @@
+"""Malformed input, every script: exit status 2, ``error: <file>[:<line>]: ...`` naming the culprit, no
+traceback, and no output under a final name.
+
+Each case builds its bad input in a fresh folder from one shared, valid world (corpus, vocabulary, BPE
+codes, datasets, a tiny checkpoint, a run's metrics), runs the script as a user would (in this process
+through ``run_cli`` for the Python scripts; in a subprocess for the shell scripts and for train.py cases
+that need MindSpore's device set-up), and checks the message and what was (not) written.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+import pytest
+
+import apply_bpe_encoding
+import cornell_dialog
+import eval as eval_script
+import export
+import gigaword
+import news_crawl
+import tokenize_corpus
+import train
+import weights_average
+from config.config import MassConfig
+from scripts import plot_curves
+from src.text.dictionary import Dictionary
+from src.transformer.transformer import MassTransformer
+from src.utils.checkpoint import parameter_entries, save_checkpoint
+from src.utils.cli import run_cli
+from tests.helpers import random_sentences, vocab_for, write_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "GLOG_v": "3", "PYTHONPATH": str(ROOT)}
+
+
+# ------------------------------------------------------------------ the valid world the cases spoil
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("world")
+    lines = random_sentences(60, seed=3, min_words=4, max_words=9)
+    write_lines(d / "raw" / "news.txt", [s.capitalize() + " ." for s in lines])
+    write_lines(d / "bpe" / "news.txt", lines)
+    vocab = vocab_for(lines, d / "vocab.txt")
+    other = Dictionary.from_counts({w: 1 for w in reversed(sorted({t for s in lines for t in s.split()}))})
+    other.persistence(d / "other_vocab.txt")
+    (d / "codes.txt").write_text("#version: 0.2\nt h\nth e</w>\n", encoding="utf-8")
+    assert (
+        news_crawl.main(
+            [
+                "--src_folder",
+                str(d / "bpe"),
+                "--existed_vocab",
+                str(d / "vocab.txt"),
+                "--output_folder",
+                str(d / "data"),
+                "--processes",
+                "1",
+                "--max_len",
+                "16",
+                "--valid_every",
+                "6",
+            ]
+        )
+        == 0
+    )
+    write_lines(d / "art.txt", lines[:30])
+    write_lines(d / "tit.txt", [" ".join(s.split()[:3]) for s in lines[:30]])
+    pairs = [
+        "--train_src",
+        str(d / "art.txt"),
+        "--train_ref",
+        str(d / "tit.txt"),
+        "--valid_src",
+        str(d / "art.txt"),
+        "--valid_ref",
+        str(d / "tit.txt"),
+        "--test_src",
+        str(d / "art.txt"),
+        "--test_ref",
+        str(d / "tit.txt"),
+    ]
+    assert gigaword.main([*pairs, "--existed_vocab", str(d / "vocab.txt"), "--output_folder", str(d / "data")]) == 0
+    assert (
+        gigaword.main([*pairs, "--existed_vocab", str(d / "other_vocab.txt"), "--output_folder", str(d / "other")]) == 0
+    )
+    assert gigaword.main([*pairs, "--existed_vocab", str(d / "vocab.txt"), "--output_folder", str(d / "rebuilt")]) == 0
+    cfg = MassConfig.from_json(ROOT / "config/tiny.json").override(
+        [
+            f"--model_config.vocab_size={len(vocab)}",
+            "--model_config.hidden_size=16",
+            "--model_config.intermediate_size=32",
+            f"--model_config.vocab_sha256={vocab.digest()}",
+            "--decode_config.max_decode_length_b=4",
+        ]
+    )
+    model = MassTransformer(cfg.model_config)
+    entries = parameter_entries(model)
+    state = {"config_json": cfg.to_json_text(), "phase": "pretrain", "step": 2, "epoch": 0, "batch_in_epoch": 2}
+    save_checkpoint(d / "ckpt" / "m_step1.ckpt", entries, {**state, "step": 1})
+    save_checkpoint(d / "ckpt" / "m_step2.ckpt", entries, state)
+    run = d / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "phase": "pretrain", "loss": 3.0}\n', encoding="utf-8")
+    return d
+
+
+@dataclass
+class Case:
+    script: object  # a module with main(argv), or a list (a command run in a subprocess)
+    argv: object  # callable(world, tmp) -> argument list
+    message: str  # a fragment of the error message (format: {w} world, {t} case folder)
+    setup: object = None  # callable(world, tmp): spoil something
+    absent: list = field(default_factory=list)  # paths (format strings) that must not exist afterwards
+
+
+def W(path):
+    return lambda w, t: str(w / path)
+
+
+def spoil_manifest(data_folder, name, change):
+    def setup(w, t):
+        shutil.copytree(w / data_folder, t / "data")
+        path = t / "data" / f"{name}.manifest.json"
+        manifest = json.loads(path.read_text())
+        change(manifest, t / "data")
+        path.write_text(json.dumps(manifest))
+
+    return setup
+
+
+def copy_data(w, t):
+    shutil.copytree(w / "data", t / "data")
+
+
+def truncate(relative, size=100):
+    def setup(w, t):
+        copy_data(w, t)
+        path = t / relative
+        path.write_bytes(path.read_bytes()[:size])
+
+    return setup
+
+
+def bad_bytes(relative, content=b"good line\n\xff\xfe bad\n"):
+    def setup(w, t):
+        path = t / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+    return setup
+
+
+def text_file(relative, text):
+    def setup(w, t):
+        path = t / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    return setup
+
+
+def checkpoint_with(name, change):
+    """A copy of the world's checkpoint whose run state or tensors are spoiled by ``change``."""
+
+    def setup(w, t):
+        from mindspore.train import checkpoint_pb2
+
+        proto = checkpoint_pb2.Checkpoint()
+        proto.ParseFromString((w / "ckpt" / "m_step2.ckpt").read_bytes())
+        change(proto)
+        (t / name).write_bytes(proto.SerializeToString())
+
+    return setup
+
+
+def _short_tensor(proto):
+    proto.value[0].tensor.tensor_content = proto.value[0].tensor.tensor_content[:40]
+
+
+def _state_entry(proto, tag):
+    return next(v for v in proto.value if v.tag == tag)
+
+
+def _bad_config(proto):
+    _state_entry(proto, "config_json").tensor.tensor_content = "{not json".encode("utf-32-le")  # MindSpore's str
+
+
+def _two_steps(proto):
+    entry = _state_entry(proto, "step")
+    entry.tensor.dims[:] = [2]
+    entry.tensor.tensor_content = np.array(
+        [1, 2], dtype=np.int64 if entry.tensor.tensor_type == "Int64" else np.int32
+    ).tobytes()
+
+
+def _mismatched_refs(w, t):
+    write_lines(t / "src.txt", ["the cat sat"] * 4)
+    write_lines(t / "ref.txt", ["cat"] * 3)
+
+
+def train_argv(*extra):
+    return lambda w, t: [
+        "--config",
+        str(ROOT / "config/tiny.json"),
+        "--output",
+        str(t / "run"),
+        f"--dataset_config.pre_train_dataset={t / 'data' / 'news_crawl_len_16.mindrecord'}",
+        *[e.format(w=w, t=t) for e in extra],
+    ]
+
+
+def eval_argv(*extra, ckpt="{w}/ckpt/m_step2.ckpt"):
+    return lambda w, t: ["--checkpoint", ckpt.format(w=w, t=t), "--pynative", *[e.format(w=w, t=t) for e in extra]]
+
+
+def fmt(*args):
+    return lambda w, t: [a.format(w=w, t=t) for a in args]
+
+
+NEWS = ["--existed_vocab", "{w}/vocab.txt", "--processes", "1", "--max_len", "16"]
+GIGA = ["--train_src", "{w}/art.txt", "--train_ref", "{w}/tit.txt", "--existed_vocab", "{w}/vocab.txt"]
+CKPT = "{w}/ckpt/m_step2.ckpt"
+
+CASES = {
+    # tokenize_corpus.py
+    "tok_missing_corpus": Case(
+        tokenize_corpus, fmt("--corpus_folder", "{t}/nope", "--output_folder", "{t}/o"), "{t}/nope"
+    ),
+    "tok_output_is_file": Case(
+        tokenize_corpus,
+        fmt("--corpus_folder", "{w}/raw", "--output_folder", "{w}/vocab.txt"),
+        "{w}/vocab.txt: is a file",
+    ),
+    "tok_output_under_file": Case(
+        tokenize_corpus,
+        fmt("--corpus_folder", "{w}/raw", "--output_folder", "{w}/vocab.txt/sub"),
+        "{w}/vocab.txt: is a file",
+    ),
+    "tok_not_utf8": Case(
+        tokenize_corpus,
+        fmt("--corpus_folder", "{t}/in", "--output_folder", "{t}/o"),
+        "{t}/in/a.txt:2: bytes that are not valid utf-8",
+        bad_bytes("in/a.txt"),
+        ["{t}/o/a_tokenized.txt"],
+    ),
+    "tok_pool_zero": Case(
+        tokenize_corpus,
+        fmt("--corpus_folder", "{w}/raw", "--output_folder", "{t}/o", "--pool_size", "0"),
+        "--pool_size must be >= 1",
+    ),
+    "tok_no_txt": Case(
+        tokenize_corpus,
+        fmt("--corpus_folder", "{t}/in", "--output_folder", "{t}/o"),
+        "no *.txt file in {t}/in",
+        text_file("in/notes.md", "x\n"),
+    ),
+    # apply_bpe_encoding.py
+    "bpe_missing_codes": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{t}/none.codes",
+            "--src_folder",
+            "{w}/bpe",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/none.codes",
+    ),
+    "bpe_empty_codes": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{t}/c.txt",
+            "--src_folder",
+            "{w}/bpe",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/c.txt: no BPE merge",
+        text_file("c.txt", "#version: 0.2\n"),
+        ["{t}/o/news_bpe.txt"],
+    ),
+    "bpe_bad_codes_line": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{t}/c.txt",
+            "--src_folder",
+            "{w}/bpe",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/c.txt:3: a BPE code",
+        text_file("c.txt", "#version: 0.2\nt h\nthree symbols here\n"),
+    ),
+    "bpe_output_is_file": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{w}/codes.txt",
+            "--src_folder",
+            "{w}/bpe",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{w}/vocab.txt",
+        ),
+        "{w}/vocab.txt: is a file",
+    ),
+    "bpe_vocab_path_is_folder": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes", "{w}/codes.txt", "--src_folder", "{w}/bpe", "--output_folder", "{t}/o", "--vocab_path", "{w}/raw"
+        ),
+        "{w}/raw: is a folder",
+        None,
+        ["{t}/o/news_bpe.txt"],
+    ),
+    "bpe_missing_src": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{w}/codes.txt",
+            "--src_folder",
+            "{t}/nope",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/nope",
+    ),
+    "bpe_not_utf8": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{w}/codes.txt",
+            "--src_folder",
+            "{t}/in",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/in/a.txt:2:",
+        bad_bytes("in/a.txt"),
+        ["{t}/o/a_bpe.txt"],
+    ),
+    "bpe_bad_existed_vocab": Case(
+        apply_bpe_encoding,
+        fmt(
+            "--codes",
+            "{w}/codes.txt",
+            "--src_folder",
+            "{w}/bpe",
+            "--output_folder",
+            "{t}/o",
+            "--existed_vocab",
+            "{t}/v.txt",
+        ),
+        "{t}/v.txt:2",
+        text_file("v.txt", "#mass-vocab v1\ncat\t3\ndog\tmany\n"),
+    ),
+    # news_crawl.py
+    "news_missing_vocab": Case(
+        news_crawl,
+        fmt(
+            "--src_folder", "{w}/bpe", "--output_folder", "{t}/o", "--existed_vocab", "{t}/nope.txt", "--processes", "1"
+        ),
+        "{t}/nope.txt",
+    ),
+    "news_bad_vocab": Case(
+        news_crawl,
+        fmt("--src_folder", "{w}/bpe", "--output_folder", "{t}/o", "--existed_vocab", "{t}/v.txt"),
+        "{t}/v.txt:1",
+        text_file("v.txt", "one two three\n"),
+    ),
+    "news_output_is_file": Case(
+        news_crawl,
+        fmt("--src_folder", "{w}/bpe", "--output_folder", "{w}/vocab.txt", *NEWS),
+        "{w}/vocab.txt: is a file",
+    ),
+    "news_not_utf8": Case(
+        news_crawl,
+        fmt("--src_folder", "{t}/in", "--output_folder", "{t}/o", *NEWS),
+        "{t}/in/a.txt:2:",
+        bad_bytes("in/a.txt"),
+        ["{t}/o/news_crawl_len_16.mindrecord.manifest.json"],
+    ),
+    "news_no_txt": Case(
+        news_crawl,
+        fmt("--src_folder", "{t}/in", "--output_folder", "{t}/o", *NEWS),
+        "no *.txt file",
+        text_file("in/a.md", "x\n"),
+    ),
+    # gigaword.py
+    "giga_line_mismatch": Case(
+        gigaword,
+        fmt(
+            "--train_src",
+            "{w}/art.txt",
+            "--train_ref",
+            "{t}/short.txt",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/short.txt has 2",
+        text_file("short.txt", "a\nb\n"),
+        ["{t}/o/gigaword_train.mindrecord.manifest.json"],
+    ),
+    "giga_valid_fails_nothing_published": Case(
+        gigaword,
+        fmt(*GIGA, "--valid_src", "{w}/art.txt", "--valid_ref", "{t}/short.txt", "--output_folder", "{t}/o"),
+        "{t}/short.txt has 2",
+        text_file("short.txt", "a\nb\n"),
+        ["{t}/o/gigaword_train.mindrecord.manifest.json"],
+    ),
+    "giga_output_is_file": Case(gigaword, fmt(*GIGA, "--output_folder", "{w}/vocab.txt"), "{w}/vocab.txt: is a file"),
+    "giga_missing_ref": Case(
+        gigaword,
+        fmt(
+            "--train_src",
+            "{w}/art.txt",
+            "--train_ref",
+            "{t}/nope.txt",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ),
+        "{t}/nope.txt",
+    ),
+    # cornell_dialog.py: inputs checked before anything is written
+    "cornell_missing_vocab": Case(
+        cornell_dialog,
+        fmt(
+            "--raw_folder",
+            "{t}/raw",
+            "--output_folder",
+            "{t}/o",
+            "--existed_vocab",
+            "{t}/nope.txt",
+            "--codes",
+            "{w}/codes.txt",
+        ),
+        "{t}/nope.txt",
+        text_file("raw/movie_lines.txt", ""),
+        ["{t}/o"],
+    ),
+    "cornell_missing_codes": Case(
+        cornell_dialog,
+        fmt(
+            "--raw_folder",
+            "{t}/raw",
+            "--output_folder",
+            "{t}/o",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--codes",
+            "{t}/nope.codes",
+        ),
+        "{t}/nope.codes",
+        text_file("raw/movie_lines.txt", ""),
+        ["{t}/o"],
+    ),
+    "cornell_missing_raw": Case(
+        cornell_dialog, fmt("--raw_folder", "{t}/nope", "--output_folder", "{t}/o"), "{t}/nope"
+    ),
+    # train.py: every check runs before the device is set up and before any training
+    "train_output_is_file": Case(train, train_argv("--output={w}/vocab.txt"), "{w}/vocab.txt: is a file", copy_data),
+    "train_no_manifest": Case(train, train_argv(), "no manifest", lambda w, t: (t / "data").mkdir()),
+    "train_valid_other_vocabulary": Case(
+        train,
+        train_argv(
+            "--dataset_config.valid_dataset={w}/other/gigaword_valid.mindrecord",
+            "--dataset_config.fine_tune_dataset={w}/data/gigaword_train.mindrecord",
+        ),
+        "different vocabularies",
+        copy_data,
+        ["{t}/run/config.json"],
+    ),
+    "train_valid_other_build": Case(
+        train,
+        lambda w, t: [
+            "--config",
+            str(ROOT / "config/tiny.json"),
+            "--output",
+            str(t / "run"),
+            f"--dataset_config.fine_tune_dataset={w / 'data' / 'gigaword_train.mindrecord'}",
+            f"--dataset_config.valid_dataset={w / 'rebuilt' / 'gigaword_valid.mindrecord'}",
+        ],
+        "from another build",
+        None,
+        ["{t}/run/config.json"],
+    ),
+    "train_unknown_override": Case(train, train_argv("--model_config.hiden_size=8"), "hiden_size", copy_data),
+    "train_bad_config_json": Case(
+        train,
+        lambda w, t: ["--config", str(t / "c.json"), "--output", str(t / "run")],
+        "{t}/c.json",
+        text_file("c.json", '{"model_config": {\n  "hidden_size": ,\n}\n'),
+    ),
+    "train_truncated_part": Case(
+        train,
+        train_argv(),
+        "news_crawl_len_16.mindrecord.part00000: 100 bytes",
+        truncate("data/news_crawl_len_16.mindrecord.part00000"),
+    ),
+    "train_missing_db": Case(
+        train,
+        train_argv(),
+        "part00000.db",
+        lambda w, t: (copy_data(w, t), (t / "data" / "news_crawl_len_16.mindrecord.part00000.db").unlink()),
+    ),
+    "train_manifest_names_foreign_file": Case(
+        train,
+        train_argv(),
+        "not a part of this dataset",
+        spoil_manifest("data", "news_crawl_len_16.mindrecord", lambda m, d: m.update(files=["notes.txt"])),
+    ),
+    "train_manifest_not_json": Case(
+        train,
+        train_argv(),
+        "news_crawl_len_16.mindrecord.manifest.json: not a valid",
+        lambda w, t: (copy_data(w, t), (t / "data" / "news_crawl_len_16.mindrecord.manifest.json").write_text("{")),
+    ),
+    "train_manifest_wrong_count": Case(
+        train,
+        train_argv(),
+        "manifest says 7",
+        spoil_manifest("data", "news_crawl_len_16.mindrecord", lambda m, d: m.update(examples=7)),
+    ),
+    "train_ids_beyond_vocabulary": Case(  # a manifest that claims a smaller vocabulary than its ids use
+        [sys.executable, "train.py"],
+        train_argv("--max_steps", "1", "--model_config.hidden_size=16", "--model_config.intermediate_size=32"),
+        "news_crawl_len_16.mindrecord: example",
+        spoil_manifest(
+            "data", "news_crawl_len_16.mindrecord", lambda m, d: (m.update(vocab_size=8), m.pop("vocab_sha256"))
+        ),
+    ),
+    # eval.py
+    "eval_ppl_unpaired": Case(
+        eval_script,
+        eval_argv(
+            "--test_src",
+            "{t}/src.txt",
+            "--test_ref",
+            "{t}/ref.txt",
+            "--vocab",
+            "{w}/vocab.txt",
+            "--metric",
+            "ppl",
+            "--output",
+            "{t}/o.txt",
+        ),
+        "{t}/ref.txt: 3 lines for the 4 sources",
+        _mismatched_refs,
+        ["{t}/o.txt", "{t}/o.txt.report.json"],
+    ),
+    "eval_rouge_unpaired": Case(
+        eval_script,
+        eval_argv(
+            "--test_src",
+            "{t}/src.txt",
+            "--test_ref",
+            "{t}/ref.txt",
+            "--vocab",
+            "{w}/vocab.txt",
+            "--output",
+            "{t}/o.txt",
+        ),
+        "{t}/ref.txt: 3 lines",
+        _mismatched_refs,
+        ["{t}/o.txt"],
+    ),
+    "eval_dataset_unpaired_ref": Case(
+        eval_script,
+        eval_argv(
+            "--test_dataset={w}/data/gigaword_test.mindrecord", "--test_ref", "{t}/ref.txt", "--output", "{t}/o.txt"
+        ),
+        "{t}/ref.txt: 3 lines for the 30 sources",
+        _mismatched_refs,
+        ["{t}/o.txt"],
+    ),
+    "eval_output_is_folder": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{w}/raw"),
+        "{w}/raw: is a folder",
+    ),
+    "eval_output_under_file": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{w}/vocab.txt/h.txt"),
+        "{w}/vocab.txt: is a file",
+    ),
+    "eval_truncated_checkpoint": Case(
+        eval_script,
+        eval_argv(
+            "--vocab",
+            "{w}/vocab.txt",
+            "--output",
+            "{t}/o.txt",
+            "--test_dataset={w}/data/gigaword_test.mindrecord",
+            ckpt="{t}/m.ckpt",
+        ),
+        "{t}/m.ckpt: not a readable",
+        text_file("m.ckpt", "garbage"),
+        ["{t}/o.txt"],
+    ),
+    "eval_short_tensor": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{t}/o.txt", ckpt="{t}/m.ckpt"),
+        "{t}/m.ckpt: truncated or corrupt",
+        checkpoint_with("m.ckpt", _short_tensor),
+        ["{t}/o.txt"],
+    ),
+    "eval_config_not_json": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{t}/o.txt", ckpt="{t}/m.ckpt"),
+        "'config_json' is not valid JSON",
+        checkpoint_with("m.ckpt", _bad_config),
+    ),
+    "eval_two_steps": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{t}/o.txt", ckpt="{t}/m.ckpt"),
+        "'step' holds 2 values",
+        checkpoint_with("m.ckpt", _two_steps),
+    ),
+    "eval_test_set_other_vocabulary": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/other/gigaword_test.mindrecord", "--output", "{t}/o.txt"),
+        "ids would mean other words",
+        None,
+        ["{t}/o.txt"],
+    ),
+    "eval_vocab_file_other_vocabulary": Case(
+        eval_script,
+        eval_argv(
+            "--test_dataset={w}/data/gigaword_test.mindrecord",
+            "--vocab",
+            "{w}/other_vocab.txt",
+            "--output",
+            "{t}/o.txt",
+        ),
+        "{w}/other_vocab.txt was encoded",
+    ),
+    "eval_corrupt_npz": Case(
+        eval_script,
+        eval_argv("--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{t}/o.txt", ckpt="{t}/m.npz"),
+        "{t}/m.npz: not a readable .npz",
+        bad_bytes("m.npz", b"PK\x03\x04 not a zip"),
+    ),
+    "eval_src_without_ref": Case(
+        eval_script,
+        eval_argv("--test_src", "{w}/art.txt", "--vocab", "{w}/vocab.txt", "--output", "{t}/o.txt"),
+        "--test_src needs --test_ref",
+    ),
+    # weights_average.py
+    "avg_output_is_folder": Case(
+        weights_average,
+        fmt("--input_files", CKPT, "--output_file", "{t}/o.npz"),
+        "{t}/o.npz: is a folder",
+        lambda w, t: (t / "o.npz").mkdir(),
+    ),
+    "avg_truncated": Case(
+        weights_average,
+        fmt("--input_files", "{t}/a.ckpt", "--output_file", "{t}/o.npz"),
+        "{t}/a.ckpt: not a readable",
+        text_file("a.ckpt", "xx"),
+        ["{t}/o.npz"],
+    ),
+    "avg_corrupt_npz": Case(
+        weights_average,
+        fmt("--input_files", "{t}/a.npz", "--output_file", "{t}/o.npz"),
+        "{t}/a.npz: not a readable .npz",
+        bad_bytes("a.npz", b"\x93NUMPY junk"),
+        ["{t}/o.npz"],
+    ),
+    "avg_no_step_checkpoints": Case(
+        weights_average,
+        fmt("--input_folder", "{t}/in", "--output_file", "{t}/o.npz"),
+        "no <prefix>_step<N>.ckpt file in {t}/in",
+        text_file("in/x_best.ckpt", "x"),
+    ),
+    "avg_last_zero": Case(
+        weights_average,
+        fmt("--input_folder", "{w}/ckpt", "--last", "0", "--output_file", "{t}/o"),
+        "--last must be at least 1",
+    ),
+    "avg_same_weights_twice": Case(
+        weights_average,
+        fmt("--input_folder", "{w}/ckpt", "--output_file", "{t}/o.npz"),
+        "holds the same weights as",
+        None,
+        ["{t}/o.npz"],
+    ),
+    # scripts/plot_curves.py
+    "curves_output_is_folder": Case(plot_curves, fmt("{w}/run", "--output", "{w}/raw"), "{w}/raw: is a folder"),
+    "curves_not_utf8": Case(
+        plot_curves,
+        fmt("{t}/r", "--output", "{t}/c.png"),
+        "{t}/r/metrics.jsonl:2: bytes",
+        bad_bytes("r/metrics.jsonl", b'{"step": 1, "loss": 2}\n\xff\n'),
+        ["{t}/c.png"],
+    ),
+    "curves_not_json": Case(
+        plot_curves,
+        fmt("{t}/r", "--output", "{t}/c.png"),
+        "{t}/r/metrics.jsonl:2: not a JSON",
+        text_file("r/metrics.jsonl", '{"step": 1, "loss": 2}\n{"step": 2,\n'),
+        ["{t}/c.png"],
+    ),
+    # export.py
+    "export_truncated": Case(
+        export,
+        fmt("--ckpt_file", "{t}/a.ckpt", "--file_name", "{t}/m"),
+        "{t}/a.ckpt: not a readable",
+        text_file("a.ckpt", "x"),
+        ["{t}/m.mindir"],
+    ),
+    "export_output_under_file": Case(
+        export, fmt("--ckpt_file", CKPT, "--file_name", "{w}/vocab.txt/m"), "{w}/vocab.txt: is a file"
+    ),
+    # shell scripts
+    "subword_output_is_folder": Case(
+        ["bash", "scripts/learn_subword.sh"], fmt("-i", "{w}/bpe", "-o", "{w}/raw"), "{w}/raw: is a folder"
+    ),
+    "subword_not_utf8": Case(
+        ["bash", "scripts/learn_subword.sh"],
+        fmt("-i", "{t}/in", "-o", "{t}/codes"),
+        "{t}/in/a.txt:2: bytes that are not valid UTF-8",
+        bad_bytes("in/a.txt"),
+        ["{t}/codes"],
+    ),
+    "subword_empty": Case(
+        ["bash", "scripts/learn_subword.sh"],
+        fmt("-i", "{t}/e.txt", "-o", "{t}/codes"),
+        "{t}/e.txt: no text",
+        text_file("e.txt", "\n \n"),
+        ["{t}/codes"],
+    ),
+    "subword_missing_input": Case(
+        ["bash", "scripts/learn_subword.sh"], fmt("-i", "{t}/nope", "-o", "{t}/codes"), "input not found: {t}/nope"
+    ),
+    "launcher_output_is_file": Case(
+        ["bash", "scripts/run_cpu.sh"],
+        fmt("-t", "t", "-c", "config/tiny.json", "-o", "{w}/vocab.txt"),
+        "{w}/vocab.txt: is a file",
+    ),
+    "stop_garbage_pid_file": Case(
+        ["bash", "scripts/stop_training.sh"],
+        fmt("{t}/r"),
+        "{t}/r/train.pid: not a pid file",
+        text_file("r/train.pid", "hello\n"),
+    ),
+    "stop_pid_reused": Case(
+        ["bash", "scripts/stop_training.sh"],
+        fmt("{t}/r"),
+        "is not the job that wrote it",
+        lambda w, t: text_file("r/train.pid", f"{os.getpid()} 1 {t / 'r'}\n")(w, t),
+        ["{t}/r/train.pid"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_a_clear_error(name, world, tmp_path, capsys):
+    case = CASES[name]
+    values = {"w": world, "t": tmp_path}
+    if case.setup is not None:
+        case.setup(world, tmp_path)
+    argv = [str(a) for a in case.argv(world, tmp_path)]
+    if isinstance(case.script, list):
+        done = subprocess.run([*case.script, *argv], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        status, err = done.returncode, done.stderr
+    else:
+        mode = ms.get_context("mode")
+        try:
+            status = run_cli(case.script.main, argv)
+        except SystemExit as usage:  # argparse's own usage errors: "<prog>: error: ...", status 2
+            status = usage.code
+        err = capsys.readouterr().err
+        assert ms.get_context("mode") == mode  # nothing reached the device set-up
+    message = case.message.format(**values)
+    assert status == 2, err[-2000:]
+    assert "Traceback" not in err and "error: " in err, err[-2000:]
+    assert message in err, err[-2000:]
+    for pattern in case.absent:
+        assert not Path(pattern.format(**values)).exists(), pattern
+
+
+def test_there_are_at_least_fifty_cases_across_every_script():
+    scripts = {c.script.__name__ if not isinstance(c.script, list) else c.script[-1] for c in CASES.values()}
+    assert len(CASES) >= 50
+    assert {
+        "tokenize_corpus",
+        "apply_bpe_encoding",
+        "news_crawl",
+        "gigaword",
+        "cornell_dialog",
+        "train",
+        "eval",
+        "weights_average",
+        "export",
+        "scripts.plot_curves",
+        "scripts/learn_subword.sh",
+    } <= scripts
