@@ -185,10 +185,11 @@ class _Phase:
         return self.pos.as_dict(self.phase, self.cfg, best, self.best_by)
 
     def save(self):
-        if self.saved_step == self.pos.step:
-            return  # the periodic save already wrote this step
+        position = (self.pos.epoch, self.pos.batch_in_epoch, self.pos.step)
+        if self.saved_step == position:
+            return  # the periodic save already wrote exactly this state
         self.manager.save(_entries(self.step_fn), self.state())
-        self.saved_step = self.pos.step
+        self.saved_step = position
 
     def after_step(self):
         opts, pos, window = self.opts, self.pos, self.window
