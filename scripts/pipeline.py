@@ -400,6 +400,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def rounded(value, digits=4):
+    """``value`` with every float rounded to ``digits`` decimals (reports show what was measured, not
+    the float's last bits).
+
+    >>> rounded({"loss": 5.494966506958008, "steps": [300, 0.30000000000000004]})
+    {'loss': 5.495, 'steps': [300, 0.3]}
+    """
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def _num(value, digits=3):
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -462,7 +478,7 @@ def write_report(pipe, results):
         f"- training curves: `{pipe.path('results', 'curves.png')}`",
         f"- stage logs: `{pipe.path('logs')}`",
     ]
-    report = {"options": vars(args), "runs": runs, "results": results, "timings_s": pipe.timings,
+    report = {"options": vars(args), "runs": rounded(runs), "results": results, "timings_s": rounded(pipe.timings, 1),
               "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform()}}
     with atomic_open(pipe.path("report.json")) as handle:
         json.dump(report, handle, indent=2, default=str)
