@@ -21,7 +21,7 @@ from src.dataset.builders import PairOptions, build_pairs
 from src.dataset.writer import Build
 from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
-from src.utils.fileio import check_output_folder, require_file
+from src.utils.fileio import check_output_folder, require_file, room_for
 
 logger = logging.getLogger("gigaword")
 SPLITS = ("train", "valid", "test")
@@ -65,7 +65,8 @@ def main(argv=None):
         if src:
             require_file(src, f"--{split}_src")
             require_file(ref, f"--{split}_ref")
-    check_output_folder(args.output_folder, "--output_folder")
+    inputs = [getattr(args, f"{split}_{side}") for split in SPLITS for side in ("src", "ref")]
+    check_output_folder(args.output_folder, "--output_folder", need_bytes=room_for([f for f in inputs if f]))
     with Build(vocab) as build:  # every split complete before any is published
         for split in SPLITS:
             build_split(args, split, vocab, vocab_path, build)

@@ -18,7 +18,7 @@ from src.dataset.builders import MonoOptions, build_monolingual
 from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from src.utils.fileio import check_output_folder, require_file, text_files
+from src.utils.fileio import check_output_folder, require_file, room_for, text_files
 
 logger = logging.getLogger("news_crawl")
 
@@ -66,7 +66,8 @@ def main(argv=None):
     vocab = Dictionary.load_from_persisted_dict(vocab_path)
     files = text_files(args.src_folder, args.prefix)
     train_out, valid_out = output_paths(args)
-    check_output_folder(args.output_folder, "--output_folder")
+    # room for the ids (int32, about twice the BPE text) before the build starts
+    check_output_folder(args.output_folder, "--output_folder", need_bytes=room_for(files))
     opts = MonoOptions(min_len=args.min_len, max_len=args.max_len, static_mask=args.static_mask,
                        mask_ratio=args.mask_ratio, seed=args.seed, valid_every=args.valid_every,
                        max_unk_rate=args.max_unk_rate, processes=args.processes)

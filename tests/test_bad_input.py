@@ -822,3 +822,71 @@ def test_there_are_at_least_fifty_cases_across_every_script():
         "scripts.plot_curves",
         "scripts/learn_subword.sh",
     } <= scripts
+
+
+# ------------------------------------------------------------------ a write that fails half-way (full disk)
+
+
+def _file_size_limit():  # in the child: writes past 1,000 bytes fail with EFBIG, as on a full disk
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+
+WRITE_FAILURES = {
+    "tokenize_corpus": (
+        ["tokenize_corpus.py", "--corpus_folder", "{w}/raw", "--output_folder", "{t}/o"],
+        "{t}/o/news_tokenized.txt",
+    ),
+    "apply_bpe_encoding": (
+        [
+            "apply_bpe_encoding.py",
+            "--codes",
+            "{w}/codes.txt",
+            "--src_folder",
+            "{w}/bpe",
+            "--existed_vocab",
+            "{w}/vocab.txt",
+            "--output_folder",
+            "{t}/o",
+        ],
+        "{t}/o/news_bpe.txt",
+    ),
+    "weights_average": (
+        ["weights_average.py", "--input_files", "{w}/ckpt/m_step1.ckpt", "--output_file", "{t}/a.npz"],
+        "{t}/a.npz",
+    ),
+    "train": (
+        [
+            "train.py",
+            "--config",
+            str(ROOT / "config/tiny.json"),
+            "--output",
+            "{t}/run",
+            "--dataset_config.pre_train_dataset={w}/data/news_crawl_len_16.mindrecord",
+        ],
+        "{t}/run/config.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITE_FAILURES))
+def test_a_failed_write_is_a_clear_error_and_leaves_nothing(name, world, tmp_path):
+    argv, target = WRITE_FAILURES[name]
+    values = {"w": world, "t": tmp_path}
+    done = subprocess.run(
+        [sys.executable, *[a.format(**values) for a in argv]],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_file_size_limit,
+    )
+    target = target.format(**values)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"error: {target}: File too large" in done.stderr, done.stderr[-2000:]
+    assert not Path(target).exists()
+    assert [p for p in tmp_path.rglob("*") if p.name.startswith(".")] == []  # no temporary left

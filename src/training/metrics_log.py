@@ -19,8 +19,11 @@ class MetricsWriter:
             return
         record = {"time": round(time.time() - self.start, 3), **record}
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(clean) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(clean) + "\n")
+        except OSError as exc:  # a full disk: name the file (a failed write() names none)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
 
 
 PHASES = ("pretrain", "finetune")  # the order train.py runs them in

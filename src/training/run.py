@@ -10,6 +10,7 @@ with a checkpoint to resume from.
 import dataclasses
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from config.config import MassConfig, with_vocab_size
@@ -177,8 +178,20 @@ def _install_stop_handler(run):
     signal.signal(signal.SIGINT, handler)
 
 
+class _RunLog(logging.FileHandler):
+    """train.log; a failed write (a full disk) ends the run with ``error: <train.log>: ...`` instead of the
+    traceback that logging prints and then ignores."""
+
+    def handleError(self, record):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            logging.getLogger().removeHandler(self)
+            raise OSError(exc.errno, exc.strerror or str(exc), self.baseFilename) from None
+        super().handleError(record)
+
+
 def _log_to_file(path):
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLog(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
 

@@ -281,6 +281,9 @@ def npz_path(path) -> Path:
 def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path."""
     path = npz_path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)  # an open file: numpy writes it under exactly this name
+    # the layout of np.savez (np.load reads it), written so that a failed write closes the archive at once
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asanyarray(value), allow_pickle=False)
     return path

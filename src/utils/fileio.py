@@ -80,6 +80,10 @@ def atomic_path(path):
     try:
         yield tmp
         fsync_replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -123,6 +127,11 @@ def _check_room(folder: Path, shown: Path, need_bytes: int):
     if free < need_bytes:
         raise UserError(f"{shown}: only {free / 2**20:.1f} MiB free on its disk (at least "
                         f"{need_bytes / 2**20:.0f} MiB needed)")
+
+
+def room_for(inputs, factor: float = 2.0) -> int:
+    """The free space to ask for before turning ``inputs`` into outputs about ``factor`` times their size."""
+    return MIN_FREE_BYTES + int(factor * sum(Path(p).stat().st_size for p in inputs if Path(p).is_file()))
 
 
 def check_output_file(path, what="output file", need_bytes=MIN_FREE_BYTES) -> Path:
