@@ -711,6 +711,13 @@ CASES = {
         None,
         ["{t}/o.npz"],
     ),
+    "avg_non_numeric_npz": Case(
+        weights_average,
+        fmt("--input_files", "{t}/a.npz", "--output_file", "{t}/o.npz"),
+        "{t}/a.npz: entries that are not numbers: embedding.table",
+        lambda w, t: np.savez(t / "a.npz", **{"embedding.table": np.array(["a", "b"])}),
+        ["{t}/o.npz"],
+    ),
     # scripts/plot_curves.py
     "curves_output_is_folder": Case(plot_curves, fmt("{w}/run", "--output", "{w}/raw"), "{w}/raw: is a folder"),
     "curves_not_utf8": Case(

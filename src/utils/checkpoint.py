@@ -202,9 +202,13 @@ def read_weights(path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
+                arrays = {name: data[name] for name in data.files}
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+        wrong = [f"{name} ({value.dtype})" for name, value in arrays.items() if value.dtype.kind not in "fiub"]
+        if wrong:
+            raise UserError(f"{path}: entries that are not numbers: {', '.join(wrong[:5])}")
+        return arrays
     params, _ = load_checkpoint(path)
     return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}
 
