@@ -67,7 +67,7 @@ for f in "${files[@]}"; do
     echo "error: $f:$bad: bytes that are not valid UTF-8" >&2; exit 2
   fi
 done
-if ! cat "${files[@]}" | grep -q '[^[:space:]]'; then
+if ! grep -q '[^[:space:]]' "${files[@]}"; then  # (not through a pipe: grep -q stops early, pipefail)
   echo "error: ${input}: no text to learn from (the input is empty)" >&2; exit 2
 fi
 
