@@ -73,6 +73,12 @@ class DatasetConfig:
     tokenizer: str | None = None
     lowercase: bool | None = None
     hash_digits: bool | None = None
+    # multi-task: batches of mix_dataset (e.g. Gigaword pairs) take a share mix_ratio of the optimizer
+    # steps of the phase mix_phase, from step mix_from_step on (src/training/trainer.py, _Mixer)
+    mix_dataset: str = ""
+    mix_ratio: float = 0.0
+    mix_phase: Literal["pretrain", "finetune"] = "pretrain"
+    mix_from_step: int = 0
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "max_len", "max_tgt_len", "num_parallel_workers", "pad_multiple"):
@@ -83,6 +89,10 @@ class DatasetConfig:
         increasing = all(a < b for a, b in zip(bounds, bounds[1:], strict=False))
         _require(increasing, key, "must be strictly increasing")
         _require(all(b <= self.max_len for b in bounds), key, f"must not exceed max_len={self.max_len}")
+        _require(0.0 <= self.mix_ratio < 1.0, "dataset_config.mix_ratio", "must lie in [0, 1)")
+        _require(self.mix_from_step >= 0, "dataset_config.mix_from_step", "must be >= 0")
+        _require(not self.mix_ratio or self.mix_dataset, "dataset_config.mix_ratio",
+                 "needs dataset_config.mix_dataset")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,6 +89,24 @@ def test_resume_continues_exactly(data, tmp_path):
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
 
 
+def test_mixed_pairs_take_their_share_of_steps_and_resume_exactly(data, tmp_path):
+    mix = [f"--dataset_config.mix_dataset={data / 'gigaword_train.mindrecord'}", "--dataset_config.mix_ratio=0.4",
+           "--dataset_config.mix_from_step=2", "--dataset_config.epochs=2"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(data, straight, *mix)
+    records = [r for r in read_metrics(straight / "metrics.jsonl") if "loss" in r]
+    # steps 0..s-1 of the epochs' 18 own batches plus the mixed ones: step s mixes when floor((s+1)0.4) > floor(0.4s)
+    total = len(records)
+    due = [s for s in range(total) if s >= 2 and int((s + 1) * 0.4) > int(s * 0.4)]
+    assert sum(r["mixed_steps"] for r in records) == len(due) and total == 18 + len(due)
+    train(data, split, *mix, "--max_steps=9")
+    train(data, split, *mix, "--resume=auto")
+    expected, got = losses(straight), losses(split)
+    assert sorted(got) == sorted(expected) == list(range(1, total + 1))
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
+
+
 def test_existed_ckpt_initialises_the_model(data, tmp_path):
     first = tmp_path / "first"
     train(data, first, "--max_steps=3")

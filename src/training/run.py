@@ -30,7 +30,7 @@ def load_config(config_path, overrides=()) -> MassConfig:
     from src.dataset.load_dataset import resolve_datasets
     from src.dataset.writer import dataset_files
 
-    train = [p for d in datasets for p in resolve_datasets(d)]
+    train = [p for d in (*datasets, cfg.dataset_config.mix_dataset) if d for p in resolve_datasets(d)]
     valid = resolve_datasets(cfg.dataset_config.valid_dataset) if cfg.dataset_config.valid_dataset else []
     for path in train + valid:
         dataset_files(path)  # complete and readable, now rather than after the first epoch

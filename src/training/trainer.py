@@ -49,16 +49,19 @@ def validate(run, valid):
 
 
 class PhaseState:
-    """Position of the loop: epoch, batch inside the epoch, optimizer step."""
+    """Position of the loop: epoch, batch inside the epoch, optimizer step; and the same for the mixed-in
+    dataset (``dataset_config.mix_dataset``)."""
 
-    def __init__(self, epoch=0, batch_in_epoch=0, step=0):
+    def __init__(self, epoch=0, batch_in_epoch=0, step=0, mix_epoch=0, mix_batch_in_epoch=0):
         self.epoch, self.batch_in_epoch, self.step = epoch, batch_in_epoch, step
+        self.mix_epoch, self.mix_batch_in_epoch = mix_epoch, mix_batch_in_epoch
 
     def as_dict(self, phase, cfg, best=None, best_by="loss"):
         """The run state of a checkpoint; ``best`` is the selection criterion (lower is better: the
         validation loss, or minus the validation ROUGE), stored as ``best_valid_loss`` or
         ``best_valid_rouge``."""
         state = {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                 "mix_epoch": self.mix_epoch, "mix_batch_in_epoch": self.mix_batch_in_epoch,
                  "config_json": cfg.to_json_text()}
         if best is not None and math.isfinite(best):
             state["best_valid_rouge" if best_by == "rouge" else "best_valid_loss"] = \
@@ -105,7 +108,8 @@ def _restore(step_fn, resume) -> PhaseState:
     if isinstance(step_fn.scaler, DynamicLossScaler) and scale in params:
         step_fn.scaler.scale_value.set_data(params[scale])
         step_fn.scaler.counter.set_data(params[counter])
-    return PhaseState(state["epoch"], state["batch_in_epoch"], state["step"])
+    return PhaseState(state["epoch"], state["batch_in_epoch"], state["step"], state.get("mix_epoch", 0),
+                      state.get("mix_batch_in_epoch", 0))
 
 
 def train_phase(run, phase, datasets, resume=None) -> PhaseState:
@@ -136,6 +140,8 @@ class _Phase:
         self.window = _Window()
         self.bar = None
         self.saved_step = None
+        data = cfg.dataset_config
+        self.mixer = _Mixer(run, self.pos) if data.mix_ratio and data.mix_phase == phase else None
 
     def train(self) -> PhaseState:
         cfg, run, pos, step_fn = self.cfg, self.run, self.pos, self.step_fn
@@ -158,10 +164,12 @@ class _Phase:
             while pos.epoch < cfg.dataset_config.epochs:
                 loader = load_from_config(cfg, self.datasets, epoch=pos.epoch, shuffle=True, rank=run.rank,
                                           group_size=run.group_size, skip_batches=pos.batch_in_epoch)
-                for batch in _batches(loader, self.datasets):
+                for batch, mixed in self.stream(loader):
                     out = step_fn(*batch, lr=self.schedule(pos.step))
-                    pos.batch_in_epoch += 1
+                    if not mixed:
+                        pos.batch_in_epoch += 1
                     self.window.add(batch, out)
+                    self.window.mixed += int(mixed)
                     if not step_fn.updated:  # a micro-batch of an accumulation group
                         continue
                     pos.step += 1
@@ -179,6 +187,14 @@ class _Phase:
                     self.validate_and_keep_best()
         self.save()
         return pos
+
+    def stream(self, loader):
+        """``(batch, mixed)`` for each optimizer step of this epoch: the phase's own batches, with the
+        mixer's taking the steps it is due (the main batch waits; it is counted only when used)."""
+        for batch in _batches(loader, self.datasets):
+            while self.mixer is not None and self.mixer.due(self.pos.step):
+                yield self.mixer.next(), True
+            yield batch, False
 
     def state(self, with_best=True) -> dict:
         best = self.manager.best_loss if with_best else None
@@ -199,6 +215,8 @@ class _Phase:
                       "lr": self.schedule(pos.step - 1), "loss_scale": window.last[0], "grad_norm": window.last[1],
                       "overflow_steps": window.overflows, "src_tokens_per_s": window.src_tokens / seconds,
                       "tgt_tokens_per_s": window.tgt_tokens / seconds, "seconds_per_step": seconds / window.n}
+            if self.mixer is not None:
+                record["mixed_steps"] = window.mixed  # steps of this window that took a mix_dataset batch
             self.run.metrics.write(record)
             self.bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
             logger.info("%s step %d: loss %.4f lr %.3g scale %.0f norm %.3f %.0f tgt tok/s", self.phase, pos.step,
@@ -230,6 +248,45 @@ class _Phase:
                         result["valid_ref_copy_rate"], result["valid_decode_seconds"])
             state["valid_rouge"] = float(result["valid_rouge"])
         self.manager.save_if_best(_entries(self.step_fn), state, criterion)
+
+
+class _Mixer:
+    """Batches of ``dataset_config.mix_dataset`` interleaved with a phase's own (multi-task training, e.g.
+    Gigaword pairs in the last part of MASS pre-training).
+
+    Optimizer step ``s`` (counted from 0) takes a mixed batch when ``floor((s + 1) r) > floor(s r)`` and
+    ``s >= mix_from_step``: a share ``r`` of the steps, spread evenly, decided by the step number alone,
+    so that a resumed run mixes exactly as an uninterrupted one. The mixed dataset is read epoch after
+    epoch (its own shuffle per epoch); its position is part of the run state.
+    """
+
+    def __init__(self, run, pos):
+        data = run.cfg.dataset_config
+        if run.cfg.learn_rate_config.grad_accumulation_steps != 1:
+            raise UserError("dataset_config.mix_ratio does not work with gradient accumulation "
+                            "(learn_rate_config.grad_accumulation_steps must be 1)")
+        self.run, self.pos, self.ratio, self.start = run, pos, data.mix_ratio, data.mix_from_step
+        self.datasets = data.mix_dataset
+        self.iterator = None
+
+    def due(self, step: int) -> bool:
+        return step >= self.start and math.floor((step + 1) * self.ratio) > math.floor(step * self.ratio)
+
+    def next(self):
+        run, pos = self.run, self.pos
+        while True:
+            if self.iterator is None:
+                loader = load_from_config(run.cfg, self.datasets, epoch=pos.mix_epoch, shuffle=True, rank=run.rank,
+                                          group_size=run.group_size, skip_batches=pos.mix_batch_in_epoch)
+                self.iterator = _batches(loader, self.datasets)
+            batch = next(self.iterator, None)
+            if batch is not None:
+                pos.mix_batch_in_epoch += 1
+                return batch
+            if pos.mix_batch_in_epoch == 0:
+                raise UserError(f"{self.datasets}: dataset_config.mix_dataset gives no batch")
+            self.iterator = None
+            pos.mix_epoch, pos.mix_batch_in_epoch = pos.mix_epoch + 1, 0
 
 
 def _batches(loader, datasets):
@@ -272,7 +329,7 @@ class _Window:
         self.reset()
 
     def reset(self):
-        self.loss, self.n, self.src_tokens, self.tgt_tokens, self.overflows = 0.0, 0, 0, 0, 0
+        self.loss, self.n, self.src_tokens, self.tgt_tokens, self.overflows, self.mixed = 0.0, 0, 0, 0, 0, 0
         self.start = time.perf_counter()
         self.last = None
 

@@ -29,7 +29,8 @@ from src.utils.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
-STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "config_json", "valid_loss", "best_valid_loss",
+STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "mix_epoch", "mix_batch_in_epoch", "config_json",
+              "valid_loss", "best_valid_loss",
               "valid_rouge", "best_valid_rouge")
 STEP_RE = re.compile(r"^([^.].*)_step(\d+)\.ckpt$")  # hidden names are never checkpoints
 ACCUM_PREFIX = "accum."  # gradient accumulators (src/training/train_step.py)
@@ -106,7 +107,7 @@ def check_tensor_sizes(path):
 
 
 TEXT_STATE = ("phase", "config_json")
-INT_STATE = ("epoch", "batch_in_epoch", "step")
+INT_STATE = ("epoch", "batch_in_epoch", "step", "mix_epoch", "mix_batch_in_epoch")
 
 
 def _state_value(path, key, value):
