@@ -120,6 +120,7 @@ class Case:
     message: str  # a fragment of the error message (format: {w} world, {t} case folder)
     setup: object = None  # callable(world, tmp): spoil something
     absent: list = field(default_factory=list)  # paths (format strings) that must not exist afterwards
+    logs: list = field(default_factory=list)  # the only files it may write (a run's config and log)
 
 
 def W(path):
@@ -555,6 +556,7 @@ CASES = {
         spoil_manifest(
             "data", "news_crawl_len_16.mindrecord", lambda m, d: (m.update(vocab_size=8), m.pop("vocab_sha256"))
         ),
+        logs=["{t}/run/config.json", "{t}/run/train.log"],
     ),
     # eval.py
     "eval_ppl_unpaired": Case(
@@ -793,6 +795,7 @@ def test_bad_input_is_a_clear_error(name, world, tmp_path, capsys):
     values = {"w": world, "t": tmp_path}
     if case.setup is not None:
         case.setup(world, tmp_path)
+    before = files_under(tmp_path, world)
     argv = [str(a) for a in case.argv(world, tmp_path)]
     if isinstance(case.script, list):
         done = subprocess.run([*case.script, *argv], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
@@ -811,6 +814,12 @@ def test_bad_input_is_a_clear_error(name, world, tmp_path, capsys):
     assert message in err, err[-2000:]
     for pattern in case.absent:
         assert not Path(pattern.format(**values)).exists(), pattern
+    written = {str(p) for p in files_under(tmp_path, world) - before}
+    assert written == {log.format(**values) for log in case.logs} & written  # nothing else, not even a temporary
+
+
+def files_under(*folders) -> set:
+    return {p for folder in folders for p in Path(folder).rglob("*") if p.is_file()}
 
 
 def test_there_are_at_least_fifty_cases_across_every_script():
