@@ -13,6 +13,7 @@ from src.transformer.decoding_constraints import (
     force_eos_at,
     min_length,
     no_repeat_ngram,
+    repeated_ngram_tokens,
 )
 from src.transformer.generator import generate
 from src.transformer.transformer import MassTransformer
@@ -272,6 +273,36 @@ def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
         assert len(hyps_got) == n_best
         assert_same(hyps_got, hyps_expected, atol=1e-4)
     assert max(len(h.tokens) for h in got[0]) <= 6 and max(len(h.tokens) for h in got[1]) <= 5
+
+
+@pytest.mark.parametrize("no_repeat", [0, 1, 2])
+def test_device_top_k_equals_the_full_distribution_on_the_host(eval_model, no_repeat):
+    """The device keeps each row's 2 * beam best tokens after the constraints; the host path sees every
+    token. Same hypotheses and scores, with a minimum length and repeated n-grams forbidden."""
+    rng = np.random.default_rng(3)
+    src = np.concatenate([rng.integers(5, 50, size=(3, 9)), np.full((3, 1), EOS)], axis=1).astype(np.int32)
+    options = dict(beam_size=3, max_len_a=0.0, max_len_b=7, min_len=3, length_penalty=1.0,
+                   no_repeat_ngram_size=no_repeat, n_best=2)
+    device = generate(eval_model, src, **options)
+    host = generate(eval_model, src, device_topk=False, **options)
+    for got, expected in zip(device, host, strict=True):
+        assert [h.tokens for h in got] == [h.tokens for h in expected]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], rtol=1e-6)
+
+
+def test_repeated_ngram_tokens_are_what_the_constraint_forbids():
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, 4, size=(6, 9))
+    for n in (1, 2, 3):
+        banned = repeated_ngram_tokens(tokens, n, 9)
+        forbidden = ~np.isfinite(no_repeat_ngram(n)(tokens, np.zeros((6, 4)), 9))
+        got = np.zeros_like(forbidden)
+        if banned is not None:
+            for row, ids in enumerate(banned):
+                got[row, ids[ids >= 0]] = True
+            assert banned.shape[1] % 4 == 0
+        np.testing.assert_array_equal(got, forbidden)
+    assert repeated_ngram_tokens(tokens[:, :1], 2, 1) is None
 
 
 def test_generate_cuts_a_long_source(eval_model):

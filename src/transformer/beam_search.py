@@ -28,6 +28,13 @@ An example stops (its beams are dropped) at the first of:
 3. it has no live beam left (every candidate ended or was forbidden, or ``max_len`` was reached).
 
 The loop ends when every example has stopped.
+
+Only the ``2 * beam_size`` best tokens of each row can enter an example's ``2 * beam_size`` best
+extensions (a row's summed log-prob is the same for all its tokens), so the search ranks the per-row
+candidates (``Candidates``) rather than the whole ``(rows, vocab)`` array. A ``topk_fn`` computes them
+where the log-probabilities are (e.g. on the device, see src/transformer/generator.py), applying the
+constraints of ``StepConstraints`` itself; without one, the full distribution of ``step_fn`` is
+constrained and reduced here. Both give the same hypotheses (ties at a row's k-th candidate aside).
 """
 
 from collections.abc import Callable, Sequence
@@ -41,6 +48,7 @@ from src.transformer.decoding_constraints import (
     forbid_tokens,
     min_length,
     no_repeat_ngram,
+    repeated_ngram_tokens,
 )
 
 
@@ -51,6 +59,25 @@ class Hypothesis(NamedTuple):
 
 
 StepFn = Callable[[np.ndarray, np.ndarray | None, int], np.ndarray]
+
+
+class StepConstraints(NamedTuple):
+    """What a ``topk_fn`` must forbid before choosing its candidates, at one step."""
+
+    forbid: tuple  # token ids never generated
+    eos: int
+    eos_blocked: np.ndarray  # (rows,) bool: eos is forbidden (the minimum length is not reached)
+    banned: np.ndarray | None  # (rows, width) int: tokens that would repeat an n-gram, -1 = none
+
+
+class Candidates(NamedTuple):
+    """The ``k`` best tokens of every row, best first, after the constraints."""
+
+    log_probs: np.ndarray  # (rows, k) float
+    tokens: np.ndarray  # (rows, k) int
+
+
+TopKFn = Callable[[np.ndarray, np.ndarray | None, int, int, StepConstraints], Candidates]
 
 
 def length_normalizer(length, alpha: float, kind: str = "gnmt"):
@@ -67,17 +94,23 @@ def length_normalizer(length, alpha: float, kind: str = "gnmt"):
     raise ValueError(f"length_penalty_type must be 'gnmt' or 'power', got {kind!r}")
 
 
-def beam_search(step_fn: StepFn, batch_size: int, *, beam_size: int, bos: int, eos: int, max_len,
+def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos: int, eos: int, max_len,
                 min_len=0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
                 no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = (0, 4),
-                constraints: Sequence[Constraint] | None = None) -> list[list[Hypothesis]]:
+                constraints: Sequence[Constraint] | None = None,
+                topk_fn: TopKFn | None = None) -> list[list[Hypothesis]]:
     """Up to ``n_best`` hypotheses per example, best first (see the module docstring for the rules).
 
     ``max_len`` and ``min_len`` are ints or ``(batch_size,)`` arrays (generated tokens, ``eos``
     included for ``max_len``; excluded for ``min_len``). ``forbid`` lists token ids never generated;
     ``constraints`` are extra functions ``(tokens, log_probs, step) -> log_probs`` applied after the
-    built-in ones, on all ``rows``.
+    built-in ones, on all ``rows`` (they need the full distribution: ``step_fn``, not ``topk_fn``).
+    Give ``step_fn`` (full log-probabilities) or ``topk_fn`` (per-row candidates, constraints applied).
     """
+    if (step_fn is None) == (topk_fn is None):
+        raise ValueError("give exactly one of step_fn and topk_fn")
+    if topk_fn is not None and constraints:
+        raise ValueError("custom constraints need the full distribution: give step_fn, not topk_fn")
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must lie in [1, beam_size={beam_size}], got {n_best}")
     max_len = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (batch_size,))  # (batch,)
@@ -88,6 +121,7 @@ def beam_search(step_fn: StepFn, batch_size: int, *, beam_size: int, bos: int, e
     row_example = np.repeat(np.arange(batch_size), beam_size)  # (rows,): the example of each row
     all_constraints = _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size)
     all_constraints += list(constraints or [])
+    row_min_len = np.broadcast_to(np.asarray(min_len), (batch_size,))[row_example]  # (rows,)
 
     # Only beam 0 of each example is live at first: the others would duplicate it.
     scores = np.full((batch_size, beam_size), -np.inf)
@@ -100,18 +134,29 @@ def beam_search(step_fn: StepFn, batch_size: int, *, beam_size: int, bos: int, e
     done = np.zeros(batch_size, dtype=bool)
 
     for step in range(int(max_len.max())):
-        log_probs = np.asarray(step_fn(last, beam_indices, step), dtype=np.float64)  # (rows, vocab)
-        vocab = log_probs.shape[1]
-        log_probs = apply_constraints(all_constraints, tokens, log_probs, step)
-        candidates = (scores[:, None] + log_probs).reshape(batch_size, beam_size * vocab)  # (batch, beam * vocab)
-        top = _top_k(candidates, min(2 * beam_size, beam_size * vocab))  # (batch, 2 * beam)
-        top_scores = np.take_along_axis(candidates, top, axis=1)  # (batch, 2 * beam)
-        parent = np.arange(batch_size)[:, None] * beam_size + top // vocab  # (batch, 2 * beam) rows
-        token = top % vocab  # (batch, 2 * beam)
+        if topk_fn is not None:
+            banned = repeated_ngram_tokens(tokens, no_repeat_ngram_size, step) if no_repeat_ngram_size else None
+            rules = StepConstraints(tuple(forbid), eos, step < row_min_len, banned)
+            cand = topk_fn(last, beam_indices, step, 2 * beam_size, rules)
+        else:
+            log_probs = np.asarray(step_fn(last, beam_indices, step), dtype=np.float64)  # (rows, vocab)
+            log_probs = apply_constraints(all_constraints, tokens, log_probs, step)
+            cand = row_candidates(log_probs, 2 * beam_size)
+        k = cand.tokens.shape[1]
+        # (batch, beam * k): every row's candidates with the row's summed log-prob
+        values = (scores[:, None] + np.asarray(cand.log_probs, dtype=np.float64)).reshape(batch_size, beam_size * k)
+        cand_tokens = np.asarray(cand.tokens, dtype=np.int64).reshape(batch_size, beam_size * k)
+        beam_of = np.repeat(np.arange(beam_size), k)[None, :]  # (1, beam * k): the candidate's beam
+        # by summed log-prob, then (beam, token): the order of the flat (beam * vocab) index
+        order = np.lexsort((np.broadcast_to(cand_tokens, values.shape), np.broadcast_to(beam_of, values.shape),
+                            -values), axis=1)[:, :min(2 * beam_size, beam_size * k)]  # (batch, 2 * beam)
+        top_scores = np.take_along_axis(values, order, axis=1)  # (batch, 2 * beam)
+        parent = np.arange(batch_size)[:, None] * beam_size + order // k  # (batch, 2 * beam) rows
+        token = np.take_along_axis(cand_tokens, order, axis=1)  # (batch, 2 * beam)
 
         usable = np.isfinite(top_scores) & ~done[:, None]  # (batch, 2 * beam)
         at_limit = (step + 1 >= max_len)[:, None]  # (batch, 1): this token is the last allowed
-        rank = np.arange(top.shape[1])[None, :]  # (1, 2 * beam)
+        rank = np.arange(order.shape[1])[None, :]  # (1, 2 * beam)
         ends = usable & (rank < beam_size) & ((token == eos) | at_limit)
         for example, k in zip(*np.nonzero(ends), strict=True):
             sequence = tokens[parent[example, k]].tolist() + [int(token[example, k])]
@@ -149,6 +194,12 @@ def _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size
     if no_repeat_ngram_size > 0:
         constraints.append(no_repeat_ngram(no_repeat_ngram_size))
     return constraints
+
+
+def row_candidates(log_probs: np.ndarray, k: int) -> Candidates:
+    """The ``k`` best tokens of each row of ``log_probs`` (rows, vocab), best first (ties by token id)."""
+    top = _top_k(log_probs, min(k, log_probs.shape[1]))
+    return Candidates(np.take_along_axis(log_probs, top, axis=1), top)
 
 
 def _top_k(values: np.ndarray, k: int) -> np.ndarray:

@@ -68,6 +68,26 @@ def force_eos_at(max_len, eos: int) -> Constraint:
     return constraint
 
 
+def repeated_ngram_tokens(tokens: np.ndarray, n: int, step: int) -> np.ndarray | None:
+    """``(rows, width)`` the tokens that would complete an ``n``-gram already in each row's hypothesis,
+    padded with -1 (width a multiple of 4, so that a compiled consumer sees few shapes); None when no
+    row has any."""
+    if step < n:  # no complete n-gram yet
+        return None
+    windows = sliding_window_view(tokens, n, axis=1)  # (rows, step - n + 1, n)
+    suffix = tokens[:, step - n + 1:]  # (rows, n - 1): the n-gram about to be completed
+    matches = (windows[:, :, :n - 1] == suffix[:, None, :]).all(axis=-1)  # (rows, step - n + 1)
+    rows, starts = np.nonzero(matches)
+    if not len(rows):
+        return None
+    counts = np.bincount(rows, minlength=tokens.shape[0])
+    width = -(-int(counts.max()) // 4) * 4
+    banned = np.full((tokens.shape[0], width), -1, dtype=np.int64)
+    slot = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[rows]  # rank inside its row
+    banned[rows, slot] = windows[rows, starts, n - 1]
+    return banned
+
+
 def no_repeat_ngram(n: int) -> Constraint:
     """Forbid a token that would complete an ``n``-gram already present in the hypothesis.
 
