@@ -14,6 +14,13 @@ shape it uses is compiled before the timed pass):
   cached, 64      the same, forced to 64 tokens (min_len 64): equal work in tokens to the uncached row
   ..., host       the same, but every step's (rows, vocab) distribution goes to the host (the path before
                   the device top-k: generate(device_topk=False))
+  HF generate     the peer a user would pick instead: Hugging Face transformers generate() with a randomly
+                  initialised BartForConditionalGeneration of the same shape (d 256, 3+3 layers, 4 heads,
+                  FFN 1024, vocab 10,000, dropout 0, eval, torch.inference_mode, 2 threads), the same source
+                  ids and batches, num_beams 4, at most 64 new tokens, with early stopping and forced to 64
+                  (min_new_tokens 64). Needs the benchmark-only extras: pip install torch==2.13.0
+                  transformers==4.46.3 (not in requirements.txt); --skip_hf leaves the rows out.
+The last line compares the forced-length rows: ours vs HF generate (speed ratio, > 1: ours is faster).
   uncached, 64    ModelZoo's scheme: every step re-runs the decoder over the whole prefix (no cache), a fixed
                   64 steps, no early exit; finished beams are kept alive by appending </s>. The prefix is
                   padded to a multiple of 16 so only 4 shapes are compiled (causal attention: the padding
@@ -129,6 +136,7 @@ def main(argv=None):
     p.add_argument("--config", default=str(ROOT / "config" / "small.json"))
     p.add_argument("--device_target", default="CPU")
     p.add_argument("--skip_uncached", action="store_true")
+    p.add_argument("--skip_hf", action="store_true", help="leave out the Hugging Face generate() rows")
     args = p.parse_args(argv)
 
     from config.config import MassConfig
@@ -157,6 +165,8 @@ def main(argv=None):
     if not args.skip_uncached:
         step = uncached_decoder(model)
         runs["uncached, 64 steps (ModelZoo-style)"] = lambda batch: uncached_beam_search(model, step, batch)
+    if not args.skip_hf:
+        runs.update(hf_rows())
     results = {}
     for name, run in runs.items():
         for batch in data:  # warm-up: compile every shape the timed pass uses
@@ -171,7 +181,43 @@ def main(argv=None):
     for name, seconds in results.items():
         ratio = f"{base / seconds:.2f}x" if base else "-"
         print(f"| {name} | {seconds:.2f} | {len(lines) / seconds:.2f} | {ratio} |")
+    if HF_FORCED in results:
+        print(f"ours vs HF generate: {results[HF_FORCED] / results['cached, 64 steps']:.2f}x (forced 64 tokens)")
     return 0
+
+
+HF_FORCED = "HF generate, 64 tokens"
+
+
+def hf_rows() -> dict:
+    """The Hugging Face generate() rows (random BART of our small shape), or none with a message when
+    the benchmark extras are not installed."""
+    try:
+        import torch
+        from transformers import BartConfig, BartForConditionalGeneration
+    except ImportError:
+        print("torch / transformers not installed: no HF generate rows (pip install torch==2.13.0 "
+              "transformers==4.46.3)")
+        return {}
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    config = BartConfig(vocab_size=VOCAB, d_model=256, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4,
+                        decoder_attention_heads=4, encoder_ffn_dim=1024, decoder_ffn_dim=1024, dropout=0.0,
+                        attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=128, pad_token_id=0,
+                        bos_token_id=BOS, eos_token_id=EOS, decoder_start_token_id=BOS, forced_bos_token_id=None,
+                        forced_eos_token_id=None)
+    model = BartForConditionalGeneration(config).eval()
+
+    def hf(min_new_tokens):
+        def run(batch):
+            ids = torch.from_numpy(batch.astype(np.int64))
+            with torch.inference_mode():
+                return model.generate(input_ids=ids, attention_mask=ids != 0, num_beams=BEAM, max_new_tokens=STEPS,
+                                      min_new_tokens=min_new_tokens, early_stopping=True, do_sample=False,
+                                      length_penalty=1.0)
+        return run
+
+    return {"HF generate (early stopping)": hf(0), HF_FORCED: hf(STEPS)}
 
 
 if __name__ == "__main__":
