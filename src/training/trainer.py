@@ -16,7 +16,7 @@ from mindspore.amp import DynamicLossScaler
 from tqdm import tqdm
 
 from src.dataset import schema
-from src.dataset.load_dataset import dataset_size, load_from_config, resolve_datasets
+from src.dataset.load_dataset import data_error, dataset_size, load_from_config, resolve_datasets
 from src.dataset.writer import read_manifest
 from src.evaluation.ppl_score import corpus_nll, make_nll_fn
 from src.training.lr_scheduler import schedule_from_config
@@ -292,8 +292,6 @@ class _Mixer:
 def _batches(loader, datasets):
     """The loader's batches; a bad example of ``datasets`` (see load_dataset.check_ids) is a UserError
     naming them, not a traceback."""
-    from src.dataset.load_dataset import data_error
-
     iterator = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
     while True:
         try:

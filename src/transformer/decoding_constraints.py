@@ -68,23 +68,29 @@ def force_eos_at(max_len, eos: int) -> Constraint:
     return constraint
 
 
-def repeated_ngram_tokens(tokens: np.ndarray, n: int, step: int) -> np.ndarray | None:
-    """``(rows, width)`` the tokens that would complete an ``n``-gram already in each row's hypothesis,
-    padded with -1 (width a multiple of 4, so that a compiled consumer sees few shapes); None when no
-    row has any."""
+def _ngram_completions(tokens: np.ndarray, n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, ids)``: row ``rows[i]`` would repeat an ``n``-gram of its hypothesis with token ``ids[i]``."""
     if step < n:  # no complete n-gram yet
-        return None
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     windows = sliding_window_view(tokens, n, axis=1)  # (rows, step - n + 1, n)
     suffix = tokens[:, step - n + 1:]  # (rows, n - 1): the n-gram about to be completed
     matches = (windows[:, :, :n - 1] == suffix[:, None, :]).all(axis=-1)  # (rows, step - n + 1)
     rows, starts = np.nonzero(matches)
+    return rows, windows[rows, starts, n - 1]
+
+
+def repeated_ngram_tokens(tokens: np.ndarray, n: int, step: int) -> np.ndarray | None:
+    """``(rows, width)`` the tokens that would complete an ``n``-gram already in each row's hypothesis,
+    padded with -1 (width a multiple of 4, so that a compiled consumer sees few shapes); None when no
+    row has any."""
+    rows, ids = _ngram_completions(tokens, n, step)
     if not len(rows):
         return None
     counts = np.bincount(rows, minlength=tokens.shape[0])
     width = -(-int(counts.max()) // 4) * 4
     banned = np.full((tokens.shape[0], width), -1, dtype=np.int64)
     slot = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[rows]  # rank inside its row
-    banned[rows, slot] = windows[rows, starts, n - 1]
+    banned[rows, slot] = ids
     return banned
 
 
@@ -99,13 +105,8 @@ def no_repeat_ngram(n: int) -> Constraint:
 
     def constraint(tokens, log_probs, step):
         out = log_probs.copy()
-        if step < n:  # no complete n-gram yet
-            return out
-        windows = sliding_window_view(tokens, n, axis=1)  # (rows, step - n + 1, n)
-        suffix = tokens[:, step - n + 1:]  # (rows, n - 1): the n-gram about to be completed
-        matches = (windows[:, :, :n - 1] == suffix[:, None, :]).all(axis=-1)  # (rows, step - n + 1)
-        rows, starts = np.nonzero(matches)
-        out[rows, windows[rows, starts, n - 1]] = -np.inf
+        rows, ids = _ngram_completions(tokens, n, step)
+        out[rows, ids] = -np.inf
         return out
 
     return constraint
