@@ -29,5 +29,21 @@ def vocab_for(lines, path):
     return vocab
 
 
+def news_corpus(folder, n, seed, min_words=5, max_words=10, valid_every=None):
+    """``n`` random sentences as ``folder/bpe/news.txt`` with their vocabulary ``folder/vocab.txt``; with
+    ``valid_every`` (0: no validation split) also built by news_crawl.py (max_len 16) into ``folder``.
+    Returns the sentences."""
+    lines = random_sentences(n, seed=seed, min_words=min_words, max_words=max_words)
+    write_lines(folder / "bpe" / "news.txt", lines)
+    vocab_for(lines, folder / "vocab.txt")
+    if valid_every is not None:
+        import news_crawl
+
+        assert news_crawl.main(["--src_folder", str(folder / "bpe"), "--existed_vocab", str(folder / "vocab.txt"),
+                                "--output_folder", str(folder), "--processes", "1", "--max_len", "16",
+                                "--valid_every", str(valid_every)]) == 0
+    return lines
+
+
 def batches(dataset):
     return list(dataset.create_dict_iterator(output_numpy=True, num_epochs=1))

@@ -18,7 +18,7 @@ import news_crawl
 from src.training.metrics_log import drop_after, read_metrics
 from src.utils.checkpoint import STEP_RE, read_weights, step_checkpoints
 from src.utils.fileio import TEMP_RE, atomic_open, atomic_path, remove_stale_temps, temporary_dir_for
-from tests.helpers import random_sentences, vocab_for, write_lines
+from tests.helpers import news_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "GLOG_v": "3", "PYTHONPATH": str(ROOT)}
@@ -96,9 +96,7 @@ def test_resume_drops_the_abandoned_records(tmp_path):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("kill_corpus")
-    lines = random_sentences(6000, seed=5, min_words=4, max_words=12)
-    write_lines(d / "bpe" / "news.txt", lines)
-    vocab_for(lines, d / "vocab.txt")
+    news_corpus(d, 6000, seed=5, min_words=4, max_words=12)
     return d
 
 
@@ -159,12 +157,7 @@ TINY = ["--model_config.hidden_size=16", "--model_config.intermediate_size=32",
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
     d = tmp_path_factory.mktemp("kill_train")
-    lines = random_sentences(160, seed=9, min_words=5, max_words=10)
-    write_lines(d / "bpe" / "news.txt", lines)
-    vocab_for(lines, d / "vocab.txt")
-    assert news_crawl.main(["--src_folder", str(d / "bpe"), "--existed_vocab", str(d / "vocab.txt"),
-                            "--output_folder", str(d), "--processes", "1", "--max_len", "16",
-                            "--valid_every", "0"]) == 0
+    news_corpus(d, 160, seed=9, valid_every=0)
     return d
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 import gigaword
-import news_crawl
 from src.training.metrics_log import read_metrics
-from tests.helpers import random_sentences, vocab_for, write_lines
+from tests.helpers import news_corpus, write_lines
 
 pytestmark = pytest.mark.slow  # end to end: trains models in subprocesses
 
@@ -31,12 +30,7 @@ TINY = ["--model_config.hidden_size=16", "--model_config.intermediate_size=32",
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("train_data")
-    lines = random_sentences(80, seed=1, min_words=5, max_words=10)
-    write_lines(d / "bpe" / "news.txt", lines)
-    vocab_for(lines, d / "vocab.txt")
-    assert news_crawl.main(["--src_folder", str(d / "bpe"), "--existed_vocab", str(d / "vocab.txt"),
-                            "--output_folder", str(d), "--processes", "1", "--max_len", "16",
-                            "--valid_every", "8"]) == 0
+    lines = news_corpus(d, 80, seed=1, valid_every=8)
     write_lines(d / "a.txt", lines[:40])
     write_lines(d / "t.txt", [" ".join(s.split()[:3]) for s in lines[:40]])
     assert gigaword.main(["--train_src", str(d / "a.txt"), "--train_ref", str(d / "t.txt"),
