@@ -3,10 +3,10 @@ vocabulary, and the cached MindSpore generator against a search that recomputes 
 
 import numpy as np
 import pytest
-from mindspore import Tensor
+from mindspore import Tensor, ops
 
 from src.dataset.batching import cut_batch
-from src.transformer.beam_search import Hypothesis, beam_search, length_normalizer
+from src.transformer.beam_search import Hypothesis, StepConstraints, beam_search, length_normalizer
 from src.transformer.decoding_constraints import (
     apply_constraints,
     forbid_tokens,
@@ -15,7 +15,7 @@ from src.transformer.decoding_constraints import (
     no_repeat_ngram,
     repeated_ngram_tokens,
 )
-from src.transformer.generator import generate
+from src.transformer.generator import banned_scatter, banned_tokens, blocked_topk, generate
 from src.transformer.transformer import MassTransformer
 
 BOS, EOS = 1, 2
@@ -275,6 +275,19 @@ def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
     assert max(len(h.tokens) for h in got[0]) <= 6 and max(len(h.tokens) for h in got[1]) <= 5
 
 
+def test_generate_past_a_cache_growth_equals_search_without_cache(eval_model):
+    """A decode of 20 tokens grows the self-attention cache at step 16 (CACHE_LENGTH_MULTIPLE); the
+    hypotheses stay those of a search that recomputes every prefix."""
+    src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
+    options = dict(length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=0, n_best=2)
+    got = generate(eval_model, src, beam_size=2, max_len_a=0.0, max_len_b=20, min_len=18, **options)
+    expected = beam_search(full_recompute_step(eval_model, src, 2), 2, beam_size=2, bos=BOS, eos=EOS, max_len=20,
+                           min_len=18, forbid=(0, 4), **options)
+    for hyps_got, hyps_expected in zip(got, expected, strict=True):
+        assert min(len(h.tokens) for h in hyps_got) >= 19  # the search went past step 16
+        assert_same(hyps_got, hyps_expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("no_repeat", [0, 1, 2])
 def test_device_top_k_equals_the_full_distribution_on_the_host(eval_model, no_repeat):
     """The device keeps each row's 2 * beam best tokens after the constraints; the host path sees every
@@ -341,3 +354,32 @@ def test_early_exit_never_changes_the_result(alpha, kind):
         assert_same(got, exhaustive(table, 0, max_len=4, alpha=alpha, kind=kind)[:1])
         stopped_early += table.steps < 4
     assert stopped_early >= 5  # the rule did fire
+
+
+@pytest.mark.parametrize("vocab,k,block", [(1000, 8, 64), (997, 8, 64), (50, 6, 2), (37, 4, 3)])
+def test_blocked_top_k_equals_top_k(vocab, k, block):
+    """Two small top-k's over blocks give ops.topk's values; the tokens are the same set when no value
+    ties at the k-th place. Rows with repeated values and -inf entries included."""
+    rng = np.random.default_rng(vocab)
+    scores = rng.normal(size=(12, vocab)).astype(np.float32)
+    scores[0] = np.round(scores[0])  # many ties (not at the k-th place in general)
+    scores[1, : vocab - 2] = -np.inf  # two finite entries only
+    scores[2, rng.integers(0, vocab, size=vocab // 2)] = -np.inf
+    values, ids = (t.asnumpy() for t in blocked_topk(Tensor(scores), k, block))
+    ref_values, ref_ids = (t.asnumpy() for t in ops.topk(Tensor(scores), k))
+    np.testing.assert_array_equal(values, ref_values)
+    finite = np.isfinite(ref_values)
+    np.testing.assert_array_equal(np.take_along_axis(scores, np.where(finite, ids, 0), 1)[finite], values[finite])
+    for row in range(12):
+        kth = ref_values[row, -1]
+        clear = (ref_values[row] > kth) & finite[row]  # above the k-th value: no boundary tie
+        assert set(ids[row][clear]) == set(ref_ids[row][clear])
+
+
+def test_banned_tokens_gather_every_constraint():
+    banned = np.array([[7, -1], [-1, -1], [3, 9]])
+    got = banned_tokens(3, StepConstraints((0, 4), 2, np.array([False, True, False]), banned))
+    assert got.shape == (3, 8)
+    assert [sorted(set(row[row >= 0])) for row in got] == [[0, 4, 7], [0, 2, 4], [0, 3, 4, 9]]
+    index, on = (t.asnumpy() for t in banned_scatter(np.array([[-1, -1], [5, -1]])))
+    assert index.tolist() == [[0, 0], [5, 5]] and on.tolist() == [[False, False], [True, True]]

@@ -48,10 +48,17 @@ def write_rows(cache: Tensor, new: Tensor, start) -> Tensor:
     """Return ``cache`` with rows ``start .. start + n - 1`` of axis 2 replaced by ``new``.
 
     cache: (batch, heads, max_len, head_dim); new: (batch, heads, n, head_dim); ``start`` may be a
-    Tensor. Done with a one-hot product (exact: each output row is a copy or the old row) because it
-    keeps static shapes under jit.
+    Tensor. Done with a scatter (one new row) or a one-hot product (exact: each output row is a copy or
+    the old row) because both keep static shapes under jit.
     """
     n, max_len = new.shape[2], cache.shape[2]
+    if n == 1:  # one decoding step: a scatter of the (batch, heads) new rows, no pass over the cache
+        batch, heads, _, head_dim = cache.shape
+        at = ops.broadcast_to(ops.reshape(ops.cast(start, ms.int32), (1, 1, 1)), (batch, heads, 1))
+        rows = ops.broadcast_to(ops.arange(batch, dtype=ms.int32).reshape(batch, 1, 1), (batch, heads, 1))
+        cols = ops.broadcast_to(ops.arange(heads, dtype=ms.int32).reshape(1, heads, 1), (batch, heads, 1))
+        index = ops.concat([rows, cols, at], 2)  # (batch, heads, 3): where each new row goes
+        return ops.tensor_scatter_update(cache, index, new.reshape(batch, heads, head_dim))
     targets = ops.arange(n).reshape(n, 1) + start  # (n, 1)
     onehot = (ops.arange(max_len).reshape(1, max_len) == targets).astype(cache.dtype)  # (n, max_len)
     keep = (1.0 - onehot.sum(0)).reshape(max_len, 1)  # (max_len, 1)

@@ -83,21 +83,22 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     cache = model.init_cache(memory, cache_len)
     rows = batch * beam_size
     forbid = (PAD_ID, MASK_ID)
-    bias = np.zeros(model.config.vocab_size, dtype=np.float32)
-    bias[list(forbid)] = -np.inf
-    bias = Tensor(bias)  # (vocab,): -inf on the forbidden tokens
+
+    growing_cache, fixed_cache = model.split_cache(model.init_cache(memory, min(CACHE_LENGTH_MULTIPLE, cache_len)))
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal cache
+        nonlocal growing_cache
+        if step == growing_cache[1].shape[2]:  # the cache is full: CACHE_LENGTH_MULTIPLE more positions
+            growing_cache = grow_cache(growing_cache, min(step + CACHE_LENGTH_MULTIPLE, cache_len))
         order = np.arange(rows) if beam_indices is None else beam_indices
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
-        inputs = [tokens, positions, memory, memory_mask, ms.mutable(cache), Tensor(order.astype(np.int32)), bias,
-                  Tensor(np.asarray(rules.eos_blocked, dtype=bool))]
-        if rules.banned is not None:
-            inputs += banned_scatter(rules.banned)
-        decode_step = _topk_step_function(model, min(k, model.config.vocab_size), rules.banned is not None)
-        values, ids, cache = decode_step(*inputs)
+        k = min(k, model.config.vocab_size)
+        decode_step = _topk_step_function(model, k, topk_block_size(model.config.vocab_size, k))
+        values, ids, growing = decode_step(tokens, positions, memory, memory_mask, ms.mutable(growing_cache),
+                                           ms.mutable(fixed_cache), Tensor(order.astype(np.int32)),
+                                           *banned_scatter(banned_tokens(rows, rules)))
+        growing_cache = growing
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     def step_fn(last_tokens, beam_indices, step):
@@ -116,55 +117,102 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
                        topk_fn=search.get("topk_fn"))
 
 
+def grow_cache(growing, length: int) -> tuple:
+    """The growing part of a cache (``MassTransformer.split_cache``) with room for ``length`` positions:
+    the self-attention tensors padded with zeros on axis 2 (the positions not yet written)."""
+    def pad(t):
+        extra = ops.zeros((t.shape[0], t.shape[1], length - t.shape[2], t.shape[3]), t.dtype)
+        return ops.concat([t, extra], 2)
+    return (growing[0],) + tuple(pad(t) for t in growing[1:])
+
+
+def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:
+    """``(rows, width)`` the tokens each row may not choose at this step: the forbidden ids, ``eos``
+    where the minimum length is not reached, the tokens that would repeat an n-gram; padded with -1,
+    ``width`` a multiple of 4 (at least 4), so that the compiled step sees few shapes.
+
+    >>> banned_tokens(2, StepConstraints((0, 4), 2, np.array([True, False]), None)).tolist()
+    [[0, 4, 2, -1], [0, 4, -1, -1]]
+    """
+    columns = [np.broadcast_to(np.asarray(rules.forbid, dtype=np.int64), (rows, len(rules.forbid))),
+               np.where(np.asarray(rules.eos_blocked, dtype=bool), rules.eos, -1).reshape(rows, 1)]
+    if rules.banned is not None:
+        columns.append(rules.banned)
+    banned = np.concatenate(columns, axis=1)
+    width = max(round_up(banned.shape[1], 4), 4)
+    return np.pad(banned, ((0, 0), (0, width - banned.shape[1])), constant_values=-1)
+
+
 def banned_scatter(banned: np.ndarray) -> list:
-    """``[index, on]`` for the device: where to write ``-inf`` (``on``) in each row, from the search's
+    """``[index, on]`` for the device: where to write ``-inf`` (``on``) in each row, from the
     ``(rows, width)`` banned tokens padded with -1. A pad repeats its row's first banned token (or
     points at token 0 with ``on`` False, rewriting its own value), so that duplicate indices of a row
     always carry the same update."""
-    has = banned[:, :1] >= 0  # (rows, 1)
-    first = np.where(has, banned[:, :1], 0)  # (rows, 1)
+    has = (banned >= 0).any(axis=1, keepdims=True)  # (rows, 1)
+    first = np.where(has, banned.max(axis=1, keepdims=True), 0)  # (rows, 1): a banned token of the row
     index = np.where(banned >= 0, banned, first)  # (rows, width)
     on = np.broadcast_to(has, banned.shape)  # (rows, width)
     return [Tensor(index.astype(np.int32)), Tensor(np.ascontiguousarray(on))]
 
 
+TOPK_BLOCK = 64  # tokens per block of the device top-k (see blocked_topk)
+
+
+def topk_block_size(vocab: int, k: int) -> int:
+    """The block size of ``blocked_topk`` for ``k`` of ``vocab`` tokens: ``TOPK_BLOCK``, smaller for a
+    small vocabulary (at least 4 k blocks), 0 (a plain top-k) when blocks would hold one token.
+
+    >>> topk_block_size(10000, 8), topk_block_size(50, 6), topk_block_size(20, 6)
+    (64, 2, 0)
+    """
+    block = min(TOPK_BLOCK, vocab // (4 * k))
+    return block if block >= 2 else 0
+
+
+def blocked_topk(scores, k: int, block: int):
+    """``ops.topk(scores, k)`` for ``scores`` (rows, vocab), in two small top-k's (MindSpore's CPU
+    ``TopK`` over a whole vocabulary is the slowest kernel of a decoding step).
+
+    The tokens are cut into blocks of ``block``; the ``k`` best tokens lie in the ``k`` blocks with the
+    largest maxima (a token outside them is beaten by each of their maxima, ties going to the lower
+    index as in ``ops.topk``), so the top-k of those ``k * block`` tokens is the answer. Values come
+    best first; the tokens of equal values at the k-th place may differ from ``ops.topk``'s.
+    """
+    rows, vocab = scores.shape
+    blocks = -(-vocab // block)
+    if blocks * block > vocab:
+        scores = ops.concat([scores, ops.full((rows, blocks * block - vocab), -np.inf, dtype=scores.dtype)], 1)
+    grid = scores.reshape(rows, blocks, block)
+    _, best_blocks = ops.topk(grid.max(axis=2), k)  # (rows, k)
+    flat = (ops.arange(rows, dtype=ms.int32).reshape(rows, 1) * blocks + best_blocks).reshape(rows * k)
+    picked = ops.gather(grid.reshape(rows * blocks, block), flat, 0).reshape(rows, k * block)
+    values, where = ops.topk(picked, k)  # (rows, k)
+    return values, ops.gather_elements(best_blocks, 1, where // block) * block + where % block
+
+
 _TOPK_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _topk_step_function(model, k: int, with_banned: bool):
+def _topk_step_function(model, k: int, block: int):
     """The jit-compiled decoder step of ``model`` that returns each row's ``k`` best tokens after the
-    constraints (forbidden tokens, eos before the minimum length, repeated n-grams); built once per
-    (model, k, with_banned)."""
+    constraints (the ``banned_scatter`` of ``banned_tokens``), with ``blocked_topk`` when ``block``;
+    built once per (model, k, block). It takes the cache as ``split_cache``'s two parts and returns
+    the growing one: the cross-attention part is neither reordered nor copied."""
     functions = _TOPK_FUNCTIONS.setdefault(model, {})
-    key = (k, with_banned)
+    key = (k, block)
     if key not in functions:
-        vocab_ids = Tensor(np.arange(model.config.vocab_size, dtype=np.int32))
         minus_inf = Tensor(-np.inf, ms.float32)
 
-        def constrained(tokens, positions, memory, memory_mask, cache, beam_indices, bias, eos_blocked):
-            cache = model.reorder_cache(cache, beam_indices)
+        @ms.jit
+        def step(tokens, positions, memory, memory_mask, growing, fixed, beam_indices, index, on):
+            cache = model.join_cache(model.reorder_cache(growing, beam_indices), fixed)
             hidden, cache = model.decode(tokens, positions, memory, memory_mask, cache)  # (rows, 1, d)
             logits = model.logits(hidden).astype(ms.float32).squeeze(1)  # (rows, vocab)
-            log_probs = ops.log_softmax(logits, -1) + bias
-            eos = ops.logical_and(eos_blocked.expand_dims(1), (vocab_ids == EOS_ID).expand_dims(0))
-            return ops.where(eos, minus_inf, log_probs), cache
-
-        if with_banned:
-            @ms.jit
-            def step(tokens, positions, memory, memory_mask, cache, beam_indices, bias, eos_blocked, index, on):
-                log_probs, cache = constrained(tokens, positions, memory, memory_mask, cache, beam_indices, bias,
-                                               eos_blocked)
-                update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
-                log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
-                values, ids = ops.topk(log_probs, k)
-                return values, ids, cache
-        else:
-            @ms.jit
-            def step(tokens, positions, memory, memory_mask, cache, beam_indices, bias, eos_blocked):
-                log_probs, cache = constrained(tokens, positions, memory, memory_mask, cache, beam_indices, bias,
-                                               eos_blocked)
-                values, ids = ops.topk(log_probs, k)
-                return values, ids, cache
+            log_probs = ops.log_softmax(logits, -1)
+            update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
+            log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
+            values, ids = blocked_topk(log_probs, k, block) if block else ops.topk(log_probs, k)
+            return values, ids, model.split_cache(cache)[0]
 
         functions[key] = step
     return functions[key]

@@ -168,13 +168,35 @@ class MassTransformer(nn.Cell):
         cache = (Tensor(0, ms.int32),)
         for layer in self.decoder_layers:
             k, v = layer.cross_attention.memory_kv(memory)  # each (batch, heads, src_len, head_dim)
-            cache = cache + (ops.zeros(shape, ms.float32), ops.zeros(shape, ms.float32), k, v)
+            # contiguous: a strided view passed to a jit step is copied at every call
+            cache = cache + (ops.zeros(shape, ms.float32), ops.zeros(shape, ms.float32), k.contiguous(), v.contiguous())
         return cache
 
     @staticmethod
     def reorder_cache(cache, indices):
         """Select batch rows of every cache tensor (beam search: ``indices`` (batch,) into axis 0)."""
         return (cache[0],) + tuple(ops.gather(t, indices, 0) for t in cache[1:])
+
+    @staticmethod
+    def split_cache(cache):
+        """``(growing, fixed)``: the length and self-attention tensors, which every step rewrites, and
+        the cross-attention tensors, which stay as ``init_cache`` made them. A jit step that takes the
+        fixed part as its own input and returns only the growing part copies nothing it does not change
+        (beam search needs no reorder of the fixed part: the beams of an example share its memory)."""
+        growing, fixed = (cache[0],), ()
+        for i in range((len(cache) - 1) // CACHE_TENSORS_PER_LAYER):
+            first = 1 + CACHE_TENSORS_PER_LAYER * i
+            growing = growing + (cache[first], cache[first + 1])
+            fixed = fixed + (cache[first + 2], cache[first + 3])
+        return growing, fixed
+
+    @staticmethod
+    def join_cache(growing, fixed):
+        """The cache whose ``split_cache`` is ``(growing, fixed)``."""
+        cache = (growing[0],)
+        for i in range(len(fixed) // 2):
+            cache = cache + (growing[1 + 2 * i], growing[2 + 2 * i], fixed[2 * i], fixed[2 * i + 1])
+        return cache
 
     def logits(self, hidden):
         """hidden (batch, n, d) -> logits (batch, n, vocab) fp32 through the tied embedding (no bias)."""
