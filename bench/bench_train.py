@@ -1,12 +1,15 @@
 """Benchmark: training throughput of our MindSpore step against a PyTorch eager model of the same shape.
 
 For the chosen preset (default config/small.json) and batch, it times, side by side in one run:
-  ours     MassTransformer + TrainStep (Adam, global-norm clipping, label smoothing), GRAPH_MODE, fp32
+  ours     MassTransformer + TrainStep (Adam, global-norm clipping, label smoothing), GRAPH_MODE, fp32,
+           compiled as the trainer does (one graph per shape or dynamic shapes: DEFAULT_DYNAMIC_SHAPES in
+           src/training/train_step.py) and the other way
   torch    the same pre-LN encoder-decoder in PyTorch eager (torch.nn layers, tied output), Adam
 and reports source/target tokens per second, the ratio, and model FLOP/s as a share of a measured numpy
 sgemm peak. ``--paper`` also runs the paper-size model (6+6, d 1024) at batch 8 x 64 in a separate
 process and reports its step time and peak memory. PyTorch is a benchmark-only extra
-(``pip install torch``); without it that row is skipped.
+(``pip install torch``); without it that row is skipped. The last line: ``ours vs PyTorch eager: X.XXx``
+(speed ratio of the default row, > 1 means ours is faster).
 
     python bench/bench_train.py                       # small preset, batch 32, source 64, target 32
     python bench/bench_train.py --paper
@@ -68,7 +71,7 @@ def time_steps(step, steps, warmup):
     return (time.perf_counter() - start) / steps
 
 
-def ours(model_cfg, batch, steps, warmup):
+def ours(model_cfg, batch, steps, warmup, dynamic_shapes=None):
     import mindspore as ms
 
     from config.config import LearnRateConfig
@@ -81,7 +84,8 @@ def ours(model_cfg, batch, steps, warmup):
     net = MassTransformer(model_cfg)
     net.set_train(True)
     opt = build_optimizer(net.trainable_params(), LearnRateConfig(lr=1e-4, min_lr=0.0))
-    train_step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0)
+    options = {} if dynamic_shapes is None else {"dynamic_shapes": dynamic_shapes}
+    train_step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, **options)
     tensors = [ms.Tensor(a) for a in batch]
     return time_steps(lambda: train_step(*tensors, lr=1e-4)[0].asnumpy(), steps, warmup)
 
@@ -102,6 +106,7 @@ def torch_step_fn(m, batch):
             pos = np.arange(max_pos)[:, None] / np.power(10000, np.arange(0, d, 2) / d)
             self.register_buffer("pe", torch.tensor(np.concatenate([np.sin(pos), np.cos(pos)], 1), dtype=torch.float32))
             drop = m["hidden_dropout_prob"]
+            self.drop = nn.Dropout(drop)  # on the embeddings, as ours
             self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(
                 d, heads, f, drop, batch_first=True, norm_first=True), m["num_hidden_layers"], nn.LayerNorm(d),
                 enable_nested_tensor=False)
@@ -110,9 +115,9 @@ def torch_step_fn(m, batch):
 
         def forward(self, src, dec_in, positions):
             scale = d ** 0.5
-            x = self.embed(src) * scale + self.pe[: src.shape[1]]
+            x = self.drop(self.embed(src) * scale + self.pe[: src.shape[1]])
             memory = self.encoder(x, src_key_padding_mask=src == 0)
-            y = self.embed(dec_in) * scale + self.pe[positions]
+            y = self.drop(self.embed(dec_in) * scale + self.pe[positions])
             causal = nn.Transformer.generate_square_subsequent_mask(dec_in.shape[1])
             h = self.decoder(y, memory, tgt_mask=causal, memory_key_padding_mask=src == 0)
             return h @ self.embed.weight.T
@@ -176,9 +181,13 @@ def main(argv=None):
         torch_step = torch_step_fn({**m.__dict__}, batch)
     except ImportError:
         torch_step = None
-    best = {"ours": float("inf"), "torch": float("inf")}
+    from src.training.train_step import DEFAULT_DYNAMIC_SHAPES
+
+    best = {"ours": float("inf"), "ours_other": float("inf"), "torch": float("inf")}
     for _ in range(args.rounds):
         best["ours"] = min(best["ours"], ours(m, batch, args.steps, args.warmup))
+        best["ours_other"] = min(best["ours_other"], ours(m, batch, args.steps, args.warmup,
+                                                          dynamic_shapes=not DEFAULT_DYNAMIC_SHAPES))
         if torch_step:
             best["torch"] = min(best["torch"], time_steps(torch_step, args.steps, args.warmup))
     print(f"\nmodel {Path(args.config).name}: d {m.hidden_size}, {m.num_hidden_layers}+{m.num_decoder_layers} layers, "
@@ -186,7 +195,10 @@ def main(argv=None):
           f"source {args.src_len} / target {args.tgt_len}; numpy sgemm peak {peak / 1e9:.1f} GFLOP/s\n")
     print("| implementation | s/step | source tok/s | target tok/s | GFLOP/s | % of sgemm peak | vs PyTorch |")
     print("|---|---|---|---|---|---|---|")
-    for name, label in (("ours", "MindSpore 2.10 GRAPH_MODE (ours)"), ("torch", "PyTorch eager")):
+    kinds = ("one graph per shape", "dynamic shapes")
+    default, other = kinds[::-1] if DEFAULT_DYNAMIC_SHAPES else kinds
+    for name, label in (("ours", f"MindSpore 2.10 GRAPH_MODE (ours, {default}: the default)"),
+                        ("ours_other", f"MindSpore 2.10 GRAPH_MODE (ours, {other})"), ("torch", "PyTorch eager")):
         s = best[name]
         if s == float("inf"):
             print(f"| {label} | n/a (not installed) | | | | | |")
@@ -200,6 +212,8 @@ def main(argv=None):
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"\npaper size ({r['parameters'] / 1e6:.0f}M parameters at vocab {args.vocab}), batch 8 x 64/32: "
               f"{r['seconds_per_step']:.2f} s/step, peak memory {r['peak_bytes'] / 2**30:.2f} GiB")
+    if best["torch"] != float("inf"):
+        print(f"ours vs PyTorch eager: {best['torch'] / best['ours']:.2f}x")
 
 
 if __name__ == "__main__":

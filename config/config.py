@@ -63,9 +63,14 @@ class DatasetConfig:
     # exclusive upper bounds of the source-length buckets (bucket_batch_by_length): a batch holds examples
     # of one bucket; [] (and data parallel) batches in data order. Every batch is padded to its longest
     # example rounded up to a multiple of pad_multiple, so the jit step sees few shapes (each new shape
-    # is compiled once: a larger multiple means fewer compilations and more padding)
+    # is compiled once and its graph kept, with memory of its own: a larger multiple means fewer graphs,
+    # less memory and more padding; the presets use 32, see bench/bench_memory.py)
     bucket_boundaries: tuple[int, ...] = (16, 32, 48)
     pad_multiple: int = 8
+    # token batches (fairseq's --max-tokens): > 0 gives each bucket batches of max_tokens // (its padded
+    # source width) examples instead of batch_size (at least 1); without bucket_boundaries every padded
+    # width is its own bucket. 0: sentence batches of batch_size
+    max_tokens: int = 0
     shuffle: bool = True
     num_parallel_workers: int = 4
     # how the training text was tokenized and normalised (src/text/text_options.py): recorded by train.py
@@ -83,6 +88,7 @@ class DatasetConfig:
     def __post_init__(self):
         for key in ("epochs", "batch_size", "max_len", "max_tgt_len", "num_parallel_workers", "pad_multiple"):
             _require(getattr(self, key) > 0, f"dataset_config.{key}", "must be positive")
+        _require(self.max_tokens >= 0, "dataset_config.max_tokens", "must be >= 0 (0: sentence batches)")
         bounds = self.bucket_boundaries
         key = "dataset_config.bucket_boundaries"
         _require(all(b > 0 for b in bounds), key, f"must be positive, got {list(bounds)}")

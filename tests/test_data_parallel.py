@@ -65,18 +65,34 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not shutil.which("msrun", path=str(Path(sys.executable).parent)) and not shutil.which("msrun"),
-                    reason="msrun (MindSpore's launcher) is not installed")
-def test_two_cpu_ranks_match_one_process_on_the_whole_batch(tmp_path):
-    msrun = shutil.which("msrun", path=str(Path(sys.executable).parent)) or shutil.which("msrun")
+MSRUN = shutil.which("msrun", path=str(Path(sys.executable).parent)) or shutil.which("msrun")
+
+
+@pytest.mark.skipif(MSRUN is None, reason="msrun (MindSpore's launcher) is not installed")
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_two_cpu_ranks_match_one_process_on_the_whole_batch(tmp_path, nodes):
+    """nodes=1: one msrun with two local workers; nodes=2: two msrun launches, as on two machines
+    (--node_rank 0 and 1, one local worker each, the master at 127.0.0.1; see tests/msrun_node.py)."""
     # msrun starts its workers with the "python" found on PATH: make it this interpreter
     env = {**os.environ, "GLOG_v": "3", "PYTHONPATH": str(ROOT),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([msrun, "--worker_num=2", "--local_worker_num=2", f"--master_port={free_port()}",
-                           f"--log_dir={tmp_path / 'logs'}", "--join=True", str(ROOT / "tests/dp_worker.py"),
-                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    port, script = free_port(), [str(ROOT / "tests/dp_worker.py"), str(tmp_path)]
+    if nodes == 1:
+        launches = [[MSRUN, "--worker_num=2", "--local_worker_num=2", f"--master_port={port}",
+                     f"--log_dir={tmp_path / 'logs'}", "--join=True", *script]]
+    else:
+        # node 1 through tests/msrun_node.py: msrun itself, told that this node is not the master (on
+        # one machine, plain msrun would start a second scheduler on the master's port)
+        launchers = [[MSRUN], [sys.executable, str(ROOT / "tests/msrun_node.py")]]
+        launches = [[*launchers[node], "--worker_num=2", "--local_worker_num=1", f"--node_rank={node}",
+                     "--master_addr=127.0.0.1", f"--master_port={port}", f"--log_dir={tmp_path / 'logs'}",
+                     "--join=True", *script] for node in range(nodes)]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+             for cmd in launches]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
     logs = "\n".join(p.read_text()[-2000:] for p in sorted((tmp_path / "logs").glob("*.log")))
-    assert proc.returncode == 0, proc.stderr[-2000:] + logs
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:] + logs
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
 
     net, _, make_step = build()

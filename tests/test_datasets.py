@@ -112,6 +112,42 @@ def test_shuffle_shards_skip_and_buckets(mono):
         assert len({min(2, int((length >= 8) + (length >= 12))) for length in lengths}) == 1
 
 
+@pytest.mark.parametrize("boundaries", [[8, 12], None])
+def test_token_batches_hold_at_most_max_tokens(mono, boundaries):
+    """max_tokens: each bucket's batches hold max_tokens // (its widest padded source) examples, so no
+    batch's source tensor exceeds max_tokens; every example is used once."""
+    tmp_path, _, vocab, _ = mono
+    path = build_mono(tmp_path)
+    got = batches(load_dataset(path, batch_size=4, vocab_size=len(vocab), shuffle=False, bucket_boundaries=boundaries,
+                               pad_multiple=4, max_tokens=48, max_src_len=20))
+    assert sum(len(b[schema.SRC_IDS]) for b in got) == 57
+    assert all(b[schema.SRC_IDS].size <= 48 for b in got)
+    sizes = {b[schema.SRC_IDS].shape[1]: len(b[schema.SRC_IDS]) for b in got}
+    assert max(sizes.values()) > 4 and len(set(sizes.values())) > 1  # short sources: more rows per batch
+
+
+def test_round_robin_gives_every_rank_the_same_number_of_batches(mono):
+    """Bucketed batches under data parallel: each rank takes its turn of every complete group of the one
+    stream all ranks build, so the counts match and no batch goes to two ranks."""
+    tmp_path, _, vocab, _ = mono
+    path = build_mono(tmp_path)
+    options = dict(batch_size=4, vocab_size=len(vocab), shuffle=True, seed=3, bucket_boundaries=[8, 12],
+                   pad_multiple=1)
+
+    def rows(b):
+        return [tuple(r[r != 0]) for r in b[schema.TGT_IDS]]
+
+    stream = [rows(b) for b in batches(load_dataset(path, **options))]
+    for ranks in (2, 3):
+        shares = [[rows(b) for b in batches(load_dataset(path, round_robin=(r, ranks), **options))]
+                  for r in range(ranks)]
+        assert {len(share) for share in shares} == {len(stream) // ranks}
+        for r, share in enumerate(shares):
+            assert share == stream[r: ranks * (len(stream) // ranks): ranks]
+        resumed = batches(load_dataset(path, round_robin=(1, ranks), skip_batches=2, **options))
+        assert [rows(b) for b in resumed] == shares[1][2:]
+
+
 def test_static_mask_modelzoo_layout(mono):
     tmp_path, _, vocab, _ = mono
     build_mono(tmp_path, "--static_mask")

@@ -25,7 +25,7 @@ class Stepper:
     """A TrainStep at a fixed learning rate, called like the step itself."""
 
     def __init__(self, model_config, lr=1e-2, scaler=None, accumulation=1, clip=1.0, smoothing=0.0,
-                 optimizer="adam"):
+                 optimizer="adam", dynamic_shapes=False):
         from config.config import LearnRateConfig
 
         self.network = MassTransformer(model_config)
@@ -33,7 +33,7 @@ class Stepper:
         self.optimizer = build_optimizer(self.network.trainable_params(),
                                          LearnRateConfig(lr=lr, min_lr=0.0, optimizer=optimizer))
         self.step = TrainStep(self.network, self.optimizer, label_smoothing=smoothing, scaler=scaler,
-                              clip_norm=clip, accumulation_steps=accumulation)
+                              clip_norm=clip, accumulation_steps=accumulation, dynamic_shapes=dynamic_shapes)
         self.lr = lr
 
     def __call__(self, *batch, lr=None):
@@ -52,6 +52,22 @@ def test_loss_decreases_on_a_copy_task(tiny_model_config):
     batch = copy_batch()
     losses = [float(step(*batch)[0].asnumpy()) for _ in range(40)]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_dynamic_shapes_train_like_one_graph_per_shape(tiny_model_config):
+    """One graph with dynamic (batch, length) dimensions gives the losses and parameters of a graph
+    compiled per shape, over batches of three shapes."""
+    shapes = [(8, 10), (5, 7), (8, 10), (3, 12)]
+    runs = []
+    for dynamic in (False, True):
+        step = make_step(tiny_model_config, smoothing=0.1, dynamic_shapes=dynamic)
+        losses = [float(step(*copy_batch(rows, length, seed=i))[0].asnumpy())
+                  for i, (rows, length) in enumerate(shapes)]
+        runs.append((losses, params(step.network)))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    assert len(set(np.round(runs[0][0], 4))) == len(shapes)  # the steps differ: the test can see a wrong one
+    for name, value in runs[0][1].items():
+        np.testing.assert_allclose(runs[1][1][name], value, atol=1e-5, err_msg=name)
 
 
 def test_overflow_changes_no_parameter_and_lowers_the_scale(tiny_model_config):

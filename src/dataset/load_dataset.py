@@ -12,7 +12,7 @@ import numpy as np
 
 from config.config import MaskConfig
 from src.dataset import schema
-from src.dataset.batching import cut, pad_batch, pad_width
+from src.dataset.batching import cut, pad_batch, pad_width, round_up
 from src.dataset.modelzoo import modelzoo_transform
 from src.dataset.writer import MANIFEST_SUFFIX, dataset_files, read_manifest
 from src.language_model import example_rng, get_masker
@@ -110,7 +110,7 @@ class PairTransform:
 def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask: MaskConfig = None,
                  shuffle=True, num_shards=None, shard_id=None, bucket_boundaries=None, pad_multiple=8,
                  drop_remainder=False, max_src_len=None, max_tgt_len=None, noise_prob=0.0, skip_batches=0,
-                 num_parallel_workers=1):
+                 num_parallel_workers=1, max_tokens=0, round_robin=None):
     """A MindSpore dataset of padded batches from finished datasets (see :func:`resolve_datasets`).
 
     The dataset kind (pre-training, pairs, ModelZoo static) is read from the manifests; all the given
@@ -118,6 +118,10 @@ def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask
     the same batch (fewer pad tokens); ``pad_multiple`` rounds every padded length up so the jit-compiled
     step sees few distinct shapes. ``skip_batches`` resumes inside an epoch. ``noise_prob`` masks pair
     sources dynamically (fine-tuning).
+    ``max_tokens`` > 0 batches by tokens (see :func:`token_batch_sizes`). ``round_robin=(rank, ranks)``
+    batches the whole data identically on every rank and gives rank ``r`` batch ``r`` of every complete
+    group of ``ranks`` consecutive batches (a :class:`RoundRobin`): every rank gets the same number of
+    batches, bucketed or not; ``skip_batches`` then counts this rank's batches.
     """
     import mindspore.dataset as ds
 
@@ -139,10 +143,50 @@ def load_dataset(datasets, *, batch_size, vocab_size=None, epoch=0, seed=1, mask
     data = data.map(operations=transform, input_columns=list(columns),
                     output_columns=list(schema.BATCH_COLUMNS), num_parallel_workers=num_parallel_workers)
     data = data.project(list(schema.BATCH_COLUMNS))
-    data = _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder)
+    data = _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder, max_tokens, max_src_len)
+    ranks = round_robin[1] if round_robin else 1
     if skip_batches:
-        data = data.skip(skip_batches)
-    return data
+        data = data.skip(skip_batches * ranks)
+    return RoundRobin(data, *round_robin) if ranks > 1 else data
+
+
+class RoundRobin:
+    """Rank ``rank``'s share of a batch stream that every rank builds alike: batch ``rank`` of each
+    complete group of ``ranks`` consecutive batches (the last, incomplete group is dropped), so that all
+    ranks take the same number of steps whatever the batching. Iterated like a MindSpore dataset."""
+
+    def __init__(self, data, rank: int, ranks: int):
+        if not 0 <= rank < ranks:
+            raise ValueError(f"rank {rank} outside 0..{ranks - 1}")
+        self.data, self.rank, self.ranks = data, rank, ranks
+
+    def create_tuple_iterator(self, **kwargs):
+        group = []
+        for batch in self.data.create_tuple_iterator(**kwargs):
+            group.append(batch)
+            if len(group) == self.ranks:
+                yield group[self.rank]
+                group = []
+
+    def create_dict_iterator(self, **kwargs):
+        group = []
+        for batch in self.data.create_dict_iterator(**kwargs):
+            group.append(batch)
+            if len(group) == self.ranks:
+                yield group[self.rank]
+                group = []
+
+
+def token_batch_sizes(boundaries, max_len: int, pad_multiple: int, max_tokens: int) -> list[int]:
+    """Examples per batch of each source-length bucket (``bucket_batch_by_length``'s ``boundaries``, and
+    one bucket past the last, up to ``max_len``) for batches of at most ``max_tokens`` source tokens,
+    padding included: ``max_tokens // (the bucket's widest padded source)``, at least 1.
+
+    >>> token_batch_sizes([16, 32, 48], 64, 8, 4096)
+    [256, 128, 85, 64]
+    """
+    uppers = [b - 1 for b in boundaries] + [max_len]  # the longest source of each bucket
+    return [max(1, max_tokens // max(1, round_up(u, pad_multiple))) for u in uppers]
 
 
 def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len, max_tgt_len, noise_prob):
@@ -154,8 +198,16 @@ def _columns_and_transform(kind, vocab_size, seed, epoch, mask, max_src_len, max
     return schema.MODELZOO_COLUMNS, modelzoo_transform
 
 
-def _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder):
+def _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder, max_tokens=0, max_len=None):
     columns = list(schema.BATCH_COLUMNS)
+    if max_tokens:
+        if not max_len:
+            raise ValueError("token batches need the source length cap (max_src_len)")
+        if not bucket_boundaries:  # every padded width its own bucket
+            bucket_boundaries = list(range(pad_multiple + 1, max_len + 1, pad_multiple))
+        sizes = token_batch_sizes(sorted(int(b) for b in bucket_boundaries), max_len, pad_multiple, max_tokens)
+    else:
+        sizes = None
 
     def pad_fn(src_ids, dec_in_ids, dec_positions, tgt_ids, batch_info):  # one list per column
         del batch_info
@@ -167,7 +219,7 @@ def _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder):
     boundaries = sorted(int(b) for b in bucket_boundaries)
     data = data.bucket_batch_by_length(
         column_names=[schema.SRC_IDS], bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_batch_sizes=sizes or [batch_size] * (len(boundaries) + 1),
         pad_info={c: (None, PAD_ID) for c in columns}, drop_remainder=drop_remainder)
 
     def round_fn(src_ids, dec_in_ids, dec_positions, tgt_ids):
@@ -179,16 +231,21 @@ def _batch(data, batch_size, bucket_boundaries, pad_multiple, drop_remainder):
 def load_from_config(cfg, datasets, *, epoch, shuffle, rank=0, group_size=1, skip_batches=0, training=True):
     """The batches of one epoch of ``datasets`` for this rank, as configured.
 
-    Under data parallel there is no length bucketing: every rank must get the same number of batches
-    (their steps are matched by the gradient all-reduce), and bucketing each rank's shard would not.
+    Under data parallel every rank must get the same number of batches (their steps are matched by the
+    gradient all-reduce). Sentence batches without buckets shard the examples (each rank reads its
+    own); with length buckets or token batches, whose count a shard would change, every rank batches
+    all of the data alike and takes its turn of each group of batches (:class:`RoundRobin`).
     """
     data, mask = cfg.dataset_config, cfg.mask_config
+    buckets = list(data.bucket_boundaries)
+    shard = group_size > 1 and not buckets and not data.max_tokens
     return load_dataset(
         datasets, batch_size=data.batch_size, vocab_size=cfg.model_config.vocab_size, epoch=epoch,
         seed=cfg.model_config.random_seed, shuffle=shuffle and data.shuffle,
         mask=mask,
-        num_shards=group_size if group_size > 1 else None, shard_id=rank if group_size > 1 else None,
-        bucket_boundaries=list(data.bucket_boundaries) if group_size == 1 else None, max_src_len=data.max_len,
+        num_shards=group_size if shard else None, shard_id=rank if shard else None,
+        round_robin=(rank, group_size) if group_size > 1 and not shard else None,
+        bucket_boundaries=buckets, max_src_len=data.max_len, max_tokens=data.max_tokens,
         max_tgt_len=data.max_tgt_len, noise_prob=mask.noise_prob if training else 0.0,
         skip_batches=skip_batches, num_parallel_workers=data.num_parallel_workers, pad_multiple=data.pad_multiple)
 

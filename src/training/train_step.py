@@ -18,6 +18,11 @@ from src.transformer.loss import label_smoothed_nll
 from src.utils.checkpoint import ACCUM_PREFIX
 
 
+# whether the step is compiled with dynamic dimensions (one graph for every batch shape) rather than
+# once per shape; see bench/bench_memory.py and docs/PERFORMANCE.md
+DEFAULT_DYNAMIC_SHAPES = False
+
+
 def make_loss_scaler(mode: str, init_scale: float, factor: float, window: int):
     """``dynamic`` (grows after ``window`` clean steps, shrinks on overflow), ``static`` or ``none``."""
     if mode == "dynamic":
@@ -33,18 +38,32 @@ def global_norm(grads):
     return ops.sqrt(sum(ops.square(g.astype(ms.float32)).sum() for g in grads))
 
 
-def clip_by_global_norm(grads, clip_norm: float):
-    """Scale all gradients by ``min(1, clip_norm / norm)``; returns ``(grads, norm)``."""
-    norm = global_norm(grads)
+def clip_by_global_norm(grads, clip_norm: float, norm=None):
+    """Scale all gradients by ``min(1, clip_norm / norm)``; returns ``(grads, norm)``. ``norm``: their
+    global norm if already computed."""
+    norm = global_norm(grads) if norm is None else norm
     factor = clip_norm / ops.maximum(norm, clip_norm)
     return tuple(g * factor.astype(g.dtype) for g in grads), norm
+
+
+def _compiled(method, dynamic_shapes: bool):
+    """``ms.jit(method)``; with ``dynamic_shapes`` its four batch inputs have dynamic (batch, length)
+    dimensions, so one graph serves every batch shape."""
+    if not dynamic_shapes:
+        return ms.jit(method)
+
+    def step(src_ids, dec_in_ids, dec_positions, tgt_ids, *rest):  # a plain function: what enable_dynamic takes
+        return method(src_ids, dec_in_ids, dec_positions, tgt_ids, *rest)
+
+    batch = Tensor(shape=[None, None], dtype=ms.int32)
+    return ms.enable_dynamic(src_ids=batch, dec_in_ids=batch, dec_positions=batch, tgt_ids=batch)(ms.jit(step))
 
 
 class TrainStep:
     """Holds the compiled functions and the accumulation buffers; see the module docstring."""
 
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, *, label_smoothing=0.0, scaler=None,
-                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None):
+                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None, dynamic_shapes=DEFAULT_DYNAMIC_SHAPES):
         self.network = network
         self.optimizer = optimizer
         self.scaler = scaler or StaticLossScaler(1.0)
@@ -60,8 +79,8 @@ class TrainStep:
             self.buffers = ms.ParameterTuple(
                 Parameter(ops.zeros_like(p), name=f"{ACCUM_PREFIX}{p.name}", requires_grad=False)
                 for p in self.params)
-        self._update = ms.jit(self._update_impl)
-        self._accumulate = ms.jit(self._accumulate_impl)
+        self._update = _compiled(self._update_impl, dynamic_shapes)
+        self._accumulate = _compiled(self._accumulate_impl, dynamic_shapes)
         self._zero = ms.jit(self._zero_impl)
 
     def _forward(self, src_ids, dec_in_ids, dec_positions, tgt_ids):
@@ -112,7 +131,7 @@ class TrainStep:
         is_finite = ops.isfinite(norm)
         if is_finite:
             if self.clip_norm > 0:
-                grads, norm = clip_by_global_norm(grads, self.clip_norm)
+                grads, norm = clip_by_global_norm(grads, self.clip_norm, norm)
             loss = ops.depend(loss, ops.assign(self.optimizer.learning_rate, lr))
             loss = ops.depend(loss, self.optimizer(grads))
         if isinstance(self.scaler, DynamicLossScaler):

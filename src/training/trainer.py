@@ -147,9 +147,12 @@ class _Phase:
         cfg, run, pos, step_fn = self.cfg, self.run, self.pos, self.step_fn
         accumulation = cfg.learn_rate_config.grad_accumulation_steps
         # from the manifests, not get_dataset_size(), which would run the whole pipeline once; exact
-        # without length buckets, a slight underestimate with them (for the progress bar and the log)
+        # without length buckets, a slight underestimate with them, an overestimate with token batches
+        # (for the progress bar and the log)
         examples = dataset_size(self.datasets)
-        batches_per_epoch = math.ceil(math.ceil(examples / run.group_size) / cfg.dataset_config.batch_size)
+        data = cfg.dataset_config
+        per_batch = max(1, data.max_tokens // data.max_len) if data.max_tokens else data.batch_size  # the fewest
+        batches_per_epoch = math.ceil(math.ceil(examples / run.group_size) / per_batch)
         total_steps = cfg.dataset_config.epochs * batches_per_epoch // accumulation
         if run.max_steps:
             total_steps = min(total_steps, run.max_steps)
