@@ -17,7 +17,6 @@ from mindspore.amp import DynamicLossScaler, StaticLossScaler
 from src.transformer.loss import label_smoothed_nll
 from src.utils.checkpoint import ACCUM_PREFIX
 
-
 # whether the step is compiled with dynamic dimensions (one graph for every batch shape) rather than
 # once per shape; see bench/bench_memory.py and docs/PERFORMANCE.md
 DEFAULT_DYNAMIC_SHAPES = False
