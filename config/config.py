@@ -66,7 +66,7 @@ class DatasetConfig:
     # is compiled once and its graph kept, with memory of its own: a larger multiple means fewer graphs,
     # less memory and more padding; the presets use 32, see bench/bench_memory.py)
     bucket_boundaries: tuple[int, ...] = (16, 32, 48)
-    pad_multiple: int = 8
+    pad_multiple: int = 32
     # token batches (fairseq's --max-tokens): > 0 gives each bucket batches of max_tokens // (its padded
     # source width) examples instead of batch_size (at least 1); without bucket_boundaries every padded
     # width is its own bucket. 0: sentence batches of batch_size
