@@ -161,16 +161,14 @@ class RoundRobin:
         self.data, self.rank, self.ranks = data, rank, ranks
 
     def create_tuple_iterator(self, **kwargs):
-        group = []
-        for batch in self.data.create_tuple_iterator(**kwargs):
-            group.append(batch)
-            if len(group) == self.ranks:
-                yield group[self.rank]
-                group = []
+        return self._turns(self.data.create_tuple_iterator(**kwargs))
 
     def create_dict_iterator(self, **kwargs):
+        return self._turns(self.data.create_dict_iterator(**kwargs))
+
+    def _turns(self, batches):
         group = []
-        for batch in self.data.create_dict_iterator(**kwargs):
+        for batch in batches:
             group.append(batch)
             if len(group) == self.ranks:
                 yield group[self.rank]
