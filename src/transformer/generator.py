@@ -80,15 +80,18 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     memory = ops.gather(memory, tile, 0)  # (rows, src_len, d)
     memory_mask = ops.gather(model.memory_mask(src), tile, 0)  # (rows, src_len)
     cache_len = min(round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
-    cache = model.init_cache(memory, cache_len)
     rows = batch * beam_size
     forbid = (PAD_ID, MASK_ID)
+    cache = growing_cache = fixed_cache = None  # made by the first step of the path taken
 
-    growing_cache, fixed_cache = model.split_cache(model.init_cache(memory, min(CACHE_LENGTH_MULTIPLE, cache_len)))
+    def first_cache(length):
+        return model.init_cache(memory, min(length, cache_len))
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal growing_cache
-        if step == growing_cache[1].shape[2]:  # the cache is full: CACHE_LENGTH_MULTIPLE more positions
+        nonlocal growing_cache, fixed_cache
+        if growing_cache is None:
+            growing_cache, fixed_cache = model.split_cache(first_cache(CACHE_LENGTH_MULTIPLE))
+        elif step == growing_cache[1].shape[2]:  # the cache is full: CACHE_LENGTH_MULTIPLE more positions
             growing_cache = grow_cache(growing_cache, min(step + CACHE_LENGTH_MULTIPLE, cache_len))
         order = np.arange(rows) if beam_indices is None else beam_indices
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
@@ -103,6 +106,8 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
 
     def step_fn(last_tokens, beam_indices, step):
         nonlocal cache
+        if cache is None:
+            cache = first_cache(cache_len)
         order = np.arange(rows) if beam_indices is None else beam_indices
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
@@ -187,7 +192,10 @@ def blocked_topk(scores, k: int, block: int):
     flat = (ops.arange(rows, dtype=ms.int32).reshape(rows, 1) * blocks + best_blocks).reshape(rows * k)
     picked = ops.gather(grid.reshape(rows * blocks, block), flat, 0).reshape(rows, k * block)
     values, where = ops.topk(picked, k)  # (rows, k)
-    return values, ops.gather_elements(best_blocks, 1, where // block) * block + where % block
+    # the token ids of the picked blocks, gathered like their scores (cheaper in a step than // and %)
+    token_grid = ops.arange(blocks * block, dtype=ms.int32).reshape(blocks, block)
+    picked_ids = ops.gather(token_grid, best_blocks.reshape(rows * k), 0).reshape(rows, k * block)
+    return values, ops.gather_elements(picked_ids, 1, where)
 
 
 _TOPK_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
