@@ -275,16 +275,17 @@ def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
     assert max(len(h.tokens) for h in got[0]) <= 6 and max(len(h.tokens) for h in got[1]) <= 5
 
 
-def test_generate_past_a_cache_growth_equals_search_without_cache(eval_model):
-    """A decode of 20 tokens grows the self-attention cache at step 16 (CACHE_LENGTH_MULTIPLE); the
-    hypotheses stay those of a search that recomputes every prefix."""
+def test_generate_past_cache_windows_equals_search_without_cache(eval_model):
+    """A decode of 36 tokens fills the pointer cache's recent window twice (CACHE_LENGTH_MULTIPLE 16):
+    at step 16 it becomes the old part, at step 32 it joins it; beams reorder all along. The hypotheses
+    stay those of a search that recomputes every prefix."""
     src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
     options = dict(length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=0, n_best=2)
-    got = generate(eval_model, src, beam_size=2, max_len_a=0.0, max_len_b=20, min_len=18, **options)
-    expected = beam_search(full_recompute_step(eval_model, src, 2), 2, beam_size=2, bos=BOS, eos=EOS, max_len=20,
-                           min_len=18, forbid=(0, 4), **options)
+    got = generate(eval_model, src, beam_size=3, max_len_a=0.0, max_len_b=36, min_len=34, **options)
+    expected = beam_search(full_recompute_step(eval_model, src, 3), 2, beam_size=3, bos=BOS, eos=EOS, max_len=36,
+                           min_len=34, forbid=(0, 4), **options)
     for hyps_got, hyps_expected in zip(got, expected, strict=True):
-        assert min(len(h.tokens) for h in hyps_got) >= 19  # the search went past step 16
+        assert min(len(h.tokens) for h in hyps_got) >= 35  # the search went past step 32
         assert_same(hyps_got, hyps_expected, atol=1e-4)
 
 

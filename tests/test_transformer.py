@@ -217,17 +217,6 @@ def test_reorder_cache_follows_the_batch(model):
     np.testing.assert_allclose(hidden.asnumpy(), full[:, 2:], atol=ATOL)
 
 
-def test_split_cache_parts_join_back(model):
-    rng = np.random.default_rng(8)
-    src, dec, pos = random_ids(rng, 2, 5), random_ids(rng, 2, 2), positions(2, 0, 2)
-    _, cache = incremental(model, src, dec, pos, [2], max_len=3)
-    growing, fixed = model.split_cache(cache)
-    assert len(growing) == 1 + 2 * len(model.decoder_layers) and len(fixed) == 2 * len(model.decoder_layers)
-    assert growing[1].shape[2] == 3 and fixed[0].shape[2] == 5  # self: cache length; cross: source length
-    joined = model.join_cache(growing, fixed)
-    assert len(joined) == len(cache) and all(a is b for a, b in zip(joined, cache, strict=True))
-
-
 def test_cached_step_under_jit(model):
     """A jit-compiled step takes the cache as ``ms.mutable`` (no recompilation as the values change)."""
     rng = np.random.default_rng(9)

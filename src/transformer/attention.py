@@ -8,6 +8,12 @@ Incremental decoding keeps the self-attention keys and values of one layer in tw
 ``length .. length + q_len - 1`` and attends to rows ``<= length + i``; rows not yet written are
 masked, so the result equals attention over the full prefix. Shapes never change between steps, so a
 jit-compiled step is compiled once.
+
+Beam search uses a cache that is never reordered (``SelfAttention.beam_step``): every hypothesis row
+writes its step's key/value into its own slot, and a hypothesis attends, at each past position, to the
+slot of the ancestor that wrote it (``ancestors``). The keys of positions ``< P`` lie in an "old" part
+that a step only reads, those from ``P`` on in a small "recent" window that it writes: a step copies
+neither the old part (no reorder, no rewrite) nor more than the window.
 """
 
 import math
@@ -109,6 +115,64 @@ class SelfAttention(nn.Cell):
         cache_v = write_rows(cache_v, v, length)
         allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
         return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
+
+
+    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent):
+        """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
+        a pointer cache (module docstring); x: (rows, 1, d).
+
+        old_k, old_v: (batch, heads, beam, P, head_dim) or None (no old part yet); recent_k, recent_v:
+        (batch, heads, beam, W, head_dim), this step's key/value written at window position ``at``;
+        allowed_old (batch, 1, beam, beam * P), allowed_recent (batch, 1, beam, beam * W): whether the
+        hypothesis in slot q may attend to key (slot s, position j), flattened ``s * length + j``.
+        Returns ``(output (rows, 1, d), recent_k, recent_v)``.
+        """
+        rows, _, d = x.shape
+        q, k, v = self.project(x)
+        q, k, v = slot_major(q, beam), slot_major(k, beam), slot_major(v, beam)  # (batch, heads, beam, head_dim)
+        recent_k = write_slots(recent_k, k, at)
+        recent_v = write_slots(recent_v, v, at)
+        q = q * self.attend.scale
+        dtype = self.attend.compute_dtype
+        scores = matmul(q, flat_slots(recent_k), dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
+        scores = ops.where(allowed_recent, scores, ops.full_like(scores, NEG_INF))
+        if old_k is None:
+            probs = ops.softmax(scores.astype(ms.float32), axis=-1)
+            out = matmul(probs, flat_slots(recent_v), dtype)  # (batch, heads, beam, head_dim)
+        else:
+            old_scores = matmul(q, flat_slots(old_k), dtype, transpose_b=True)  # (batch, heads, beam, beam * P)
+            old_scores = ops.where(allowed_old, old_scores, ops.full_like(old_scores, NEG_INF))
+            old_width = old_scores.shape[-1]
+            probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
+            out = (matmul(probs[..., :old_width], flat_slots(old_v), dtype)
+                   + matmul(probs[..., old_width:], flat_slots(recent_v), dtype))
+        out = out.transpose(0, 2, 1, 3).reshape(rows, 1, d)  # back to (rows, 1, d), heads merged
+        return self.out(out), recent_k, recent_v
+
+
+def slot_major(t: Tensor, beam: int) -> Tensor:
+    """(rows, heads, 1, head_dim) with ``row = example * beam + slot`` -> (batch, heads, beam, head_dim)."""
+    rows, heads, _, head_dim = t.shape
+    return t.reshape(rows // beam, beam, heads, head_dim).transpose(0, 2, 1, 3)
+
+
+def flat_slots(cache: Tensor) -> Tensor:
+    """(batch, heads, beam, length, head_dim) -> (batch, heads, beam * length, head_dim), no copy."""
+    batch, heads, beam, length, head_dim = cache.shape
+    return cache.reshape(batch, heads, beam * length, head_dim)
+
+
+def write_slots(window: Tensor, new: Tensor, at) -> Tensor:
+    """``window`` (batch, heads, beam, W, head_dim) with position ``at`` (a scalar Tensor) of every
+    slot replaced by ``new`` (batch, heads, beam, head_dim): one scatter."""
+    batch, heads, beam, _, head_dim = window.shape
+    shape = (batch, heads, beam, 1)
+    index = ops.concat([
+        ops.broadcast_to(ops.arange(batch, dtype=ms.int32).reshape(batch, 1, 1, 1), shape),
+        ops.broadcast_to(ops.arange(heads, dtype=ms.int32).reshape(1, heads, 1, 1), shape),
+        ops.broadcast_to(ops.arange(beam, dtype=ms.int32).reshape(1, 1, beam, 1), shape),
+        ops.broadcast_to(ops.reshape(ops.cast(at, ms.int32), (1, 1, 1, 1)), shape)], 3)  # (b, h, beam, 4)
+    return ops.tensor_scatter_update(window, index, new)
 
 
 class CrossAttention(nn.Cell):

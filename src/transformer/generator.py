@@ -1,12 +1,17 @@
 """Generation with a ``MassTransformer``: one encoder pass, then one cached decoder step per token.
 
-``generate`` adapts the model to ``beam_search``'s step callable: the source is encoded once, the
-memory mask and the cache are repeated ``beam_size`` times over rows (``row = example * beam + k``),
-and each step gathers the cache rows named by ``beam_indices`` before decoding the new token at its
-position (the step index: fine-tuned generation decodes from position 0). The step runs under
-``ms.jit`` and takes the cache as ``ms.mutable``, so it is compiled once per shape. The step also applies
-the search's constraints and keeps each row's ``2 * beam`` best tokens on the device (``ops.topk``), so
-the host receives ``(rows, 2 * beam)`` candidates per token, never a vocabulary-wide array.
+``generate`` adapts the model to ``beam_search``'s top-k callable: the source is encoded once, the
+memory mask and the cross-attention keys are repeated ``beam_size`` times over rows (``row = example *
+beam + slot``), and each step decodes the new tokens at their position (the step index: fine-tuned
+generation decodes from position 0) with ``MassTransformer.beam_step``. Its self-attention cache is
+never reordered: each row writes its key/value in its own slot, and the host keeps, per hypothesis and
+position, the slot of the ancestor that wrote it (``ancestors``, gathered by ``beam_indices`` like the
+tokens). Past positions lie in an old part the step only reads, the last ``CACHE_LENGTH_MULTIPLE`` in a
+recent window it rewrites; a full window joins the old part. The step runs under ``ms.jit`` (compiled
+once per shape: the old part grows 16 positions at a time), applies the search's constraints and keeps
+each row's ``2 * beam`` best tokens on the device (``blocked_topk``), so the host receives ``(rows, 2 *
+beam)`` candidates per token, never a vocabulary-wide array. ``device_topk=False`` is the reference
+path: the whole distribution to the host and the classic cache, reordered by a gather each step.
 """
 
 import weakref
@@ -82,26 +87,38 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     cache_len = min(round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
     rows = batch * beam_size
     forbid = (PAD_ID, MASK_ID)
-    cache = growing_cache = fixed_cache = None  # made by the first step of the path taken
+    cache = None  # the host-distribution path's cache, made at its first step
 
     def first_cache(length):
         return model.init_cache(memory, min(length, cache_len))
 
+    # the device path: a pointer cache (attention.SelfAttention.beam_step), never reordered
+    width = CACHE_LENGTH_MULTIPLE
+    cross = None
+    old, recent, old_len = None, None, 0
+    ancestors = np.full((rows, cache_len + width), -1, dtype=np.int32)  # (rows, positions): slot of each key
+    slot = (np.arange(rows) % beam_size).astype(np.int32)
+
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal growing_cache, fixed_cache
-        if growing_cache is None:
-            growing_cache, fixed_cache = model.split_cache(first_cache(CACHE_LENGTH_MULTIPLE))
-        elif step == growing_cache[1].shape[2]:  # the cache is full: CACHE_LENGTH_MULTIPLE more positions
-            growing_cache = grow_cache(growing_cache, min(step + CACHE_LENGTH_MULTIPLE, cache_len))
-        order = np.arange(rows) if beam_indices is None else beam_indices
+        nonlocal cross, old, recent, old_len, ancestors
+        if cross is None:
+            cross, recent = model.cross_cache(memory), model.beam_window(batch, beam_size, width)
+        elif step == old_len + width:  # the window is full: it joins the old part, a new one opens
+            old = recent if old is None else tuple(ops.concat([o, r], 3) for o, r in zip(old, recent, strict=True))
+            recent, old_len = model.beam_window(batch, beam_size, width), step
+        if beam_indices is not None:
+            ancestors = ancestors[beam_indices]
+        ancestors[:, step] = slot
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
         k = min(k, model.config.vocab_size)
-        decode_step = _topk_step_function(model, k, topk_block_size(model.config.vocab_size, k))
-        values, ids, growing = decode_step(tokens, positions, memory, memory_mask, ms.mutable(growing_cache),
-                                           ms.mutable(fixed_cache), Tensor(order.astype(np.int32)),
-                                           *banned_scatter(banned_tokens(rows, rules)))
-        growing_cache = growing
+        decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
+        values, ids, recent = decode_step(
+            tokens, positions, memory_mask, None if old is None else ms.mutable(old), ms.mutable(recent),
+            ms.mutable(cross), Tensor(step - old_len, ms.int32),
+            None if old is None else Tensor(ancestors[:, :old_len]),
+            Tensor(np.ascontiguousarray(ancestors[:, old_len:old_len + width])),
+            *banned_scatter(banned_tokens(rows, rules)))
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     def step_fn(last_tokens, beam_indices, step):
@@ -120,15 +137,6 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
                        min_len=min_len, length_penalty=length_penalty, length_penalty_type=length_penalty_type,
                        no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid,
                        topk_fn=search.get("topk_fn"))
-
-
-def grow_cache(growing, length: int) -> tuple:
-    """The growing part of a cache (``MassTransformer.split_cache``) with room for ``length`` positions:
-    the self-attention tensors padded with zeros on axis 2 (the positions not yet written)."""
-    def pad(t):
-        extra = ops.zeros((t.shape[0], t.shape[1], length - t.shape[2], t.shape[3]), t.dtype)
-        return ops.concat([t, extra], 2)
-    return (growing[0],) + tuple(pad(t) for t in growing[1:])
 
 
 def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:
@@ -201,26 +209,26 @@ def blocked_topk(scores, k: int, block: int):
 _TOPK_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _topk_step_function(model, k: int, block: int):
-    """The jit-compiled decoder step of ``model`` that returns each row's ``k`` best tokens after the
-    constraints (the ``banned_scatter`` of ``banned_tokens``), with ``blocked_topk`` when ``block``;
-    built once per (model, k, block). It takes the cache as ``split_cache``'s two parts and returns
-    the growing one: the cross-attention part is neither reordered nor copied."""
+def _topk_step_function(model, beam: int, k: int, block: int):
+    """The jit-compiled beam-search step of ``model`` over a pointer cache (``MassTransformer.beam_step``)
+    that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of
+    ``banned_tokens``), with ``blocked_topk`` when ``block``, and the new recent window; built once per
+    (model, beam, k, block). The old part and the cross-attention keys are inputs only: never copied."""
     functions = _TOPK_FUNCTIONS.setdefault(model, {})
-    key = (k, block)
+    key = (beam, k, block)
     if key not in functions:
         minus_inf = Tensor(-np.inf, ms.float32)
 
         @ms.jit
-        def step(tokens, positions, memory, memory_mask, growing, fixed, beam_indices, index, on):
-            cache = model.join_cache(model.reorder_cache(growing, beam_indices), fixed)
-            hidden, cache = model.decode(tokens, positions, memory, memory_mask, cache)  # (rows, 1, d)
+        def step(tokens, positions, memory_mask, old, recent, cross, at, ancestors_old, ancestors_recent, index, on):
+            hidden, recent = model.beam_step(tokens, positions, memory_mask, beam, old, recent, cross, at,
+                                             ancestors_old, ancestors_recent)  # (rows, 1, d)
             logits = model.logits(hidden).astype(ms.float32).squeeze(1)  # (rows, vocab)
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
             log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
             values, ids = blocked_topk(log_probs, k, block) if block else ops.topk(log_probs, k)
-            return values, ids, model.split_cache(cache)[0]
+            return values, ids, recent
 
         functions[key] = step
     return functions[key]

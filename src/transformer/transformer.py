@@ -28,6 +28,10 @@ Cache layout (a flat tuple, so it crosses a jit boundary)::
     cache[1 + 4*i + 1]  layer i self-attention values  (batch, heads, max_len, head_dim)
     cache[1 + 4*i + 2]  layer i cross-attention keys   (batch, heads, src_len, head_dim)
     cache[1 + 4*i + 3]  layer i cross-attention values (batch, heads, src_len, head_dim)
+
+Beam search (``src.transformer.generator``) decodes with ``beam_step`` instead: a cache that is never
+reordered, in ``cross_cache`` (the cross-attention part), an old part and a recent window
+(``beam_window``); see ``SelfAttention.beam_step``.
 """
 
 import mindspore as ms
@@ -80,6 +84,15 @@ class DecoderLayer(nn.Cell):
         attended, self_k, self_v = self.self_attention.step(self.self_norm(x), self_k, self_v, length)
         x = x + self.dropout(attended)
         return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
+
+    def beam_step(self, x, memory_allowed, beam, old, recent, cross, at, allowed_old, allowed_recent):
+        """A beam-search step over a pointer cache (``SelfAttention.beam_step``): old and recent are this
+        layer's (keys, values) pairs, old None before there is an old part; returns (x, new recent)."""
+        old_k, old_v = old if old is not None else (None, None)
+        attended, recent_k, recent_v = self.self_attention.beam_step(
+            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent)
+        x = x + self.dropout(attended)
+        return self._cross_and_ffn(x, cross[0], cross[1], memory_allowed), (recent_k, recent_v)
 
     def _cross_and_ffn(self, x, k, v, memory_allowed):
         x = x + self.dropout(self.cross_attention(self.cross_norm(x), k, v, memory_allowed))
@@ -165,42 +178,68 @@ class MassTransformer(nn.Cell):
         config = self.config
         heads = config.num_attention_heads
         shape = (memory.shape[0], heads, max_len, config.hidden_size // heads)
-        cache = (Tensor(0, ms.int32),)
-        for layer in self.decoder_layers:
-            k, v = layer.cross_attention.memory_kv(memory)  # each (batch, heads, src_len, head_dim)
-            # contiguous: a strided view passed to a jit step is copied at every call
-            cache = cache + (ops.zeros(shape, ms.float32), ops.zeros(shape, ms.float32), k.contiguous(), v.contiguous())
+        cross, cache = self.cross_cache(memory), (Tensor(0, ms.int32),)
+        for i in range(len(self.decoder_layers)):
+            cache = cache + (ops.zeros(shape, ms.float32), ops.zeros(shape, ms.float32), cross[2 * i], cross[2 * i + 1])
         return cache
+
+    def cross_cache(self, memory):
+        """``(k_0, v_0, k_1, v_1, ...)``: every decoder layer's cross-attention keys and values of
+        ``memory`` (batch, src_len, d), each (batch, heads, src_len, head_dim): the part of a cache that
+        decoding never changes."""
+        fixed = ()
+        for layer in self.decoder_layers:
+            k, v = layer.cross_attention.memory_kv(memory)
+            fixed = fixed + (k.contiguous(), v.contiguous())  # a strided view passed to a jit step is copied per call
+        return fixed
+
+    def beam_window(self, batch: int, beam: int, width: int):
+        """An empty recent window of a pointer cache (``SelfAttention.beam_step``): per decoder layer
+        keys and values, each zeros (batch, heads, beam, width, head_dim)."""
+        heads = self.config.num_attention_heads
+        shape = (batch, heads, beam, width, self.config.hidden_size // heads)
+        return tuple(ops.zeros(shape, ms.float32) for _ in range(2 * len(self.decoder_layers)))
+
+    def beam_step(self, dec_in_ids, dec_positions, memory_mask, beam: int, old, recent, cross, at,
+                  ancestors_old, ancestors_recent):
+        """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
+        ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
+        window.
+
+        old, recent: per layer (keys, values) flattened, as ``beam_window`` makes them (old: the past
+        windows concatenated on axis 3, or None); cross: ``cross_cache``; at: int32 scalar Tensor, the
+        window position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for
+        each hypothesis and position, the slot that holds its key there, -1 where it has none yet.
+        """
+        x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
+        allowed = memory_mask.astype(ms.bool_).reshape(memory_mask.shape[0], 1, 1, memory_mask.shape[1])
+        allowed_recent = _slot_mask(ancestors_recent, beam)
+        allowed_old = _slot_mask(ancestors_old, beam) if old is not None else None
+        new_recent = ()
+        for i, layer in enumerate(self.decoder_layers):
+            x, pair = layer.beam_step(x, allowed, beam, old[2 * i:2 * i + 2] if old is not None else None,
+                                      recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, allowed_old,
+                                      allowed_recent)
+            new_recent = new_recent + pair
+        return self.decoder_norm(x), new_recent
 
     @staticmethod
     def reorder_cache(cache, indices):
         """Select batch rows of every cache tensor (beam search: ``indices`` (batch,) into axis 0)."""
         return (cache[0],) + tuple(ops.gather(t, indices, 0) for t in cache[1:])
 
-    @staticmethod
-    def split_cache(cache):
-        """``(growing, fixed)``: the length and self-attention tensors, which every step rewrites, and
-        the cross-attention tensors, which stay as ``init_cache`` made them. A jit step that takes the
-        fixed part as its own input and returns only the growing part copies nothing it does not change
-        (beam search needs no reorder of the fixed part: the beams of an example share its memory)."""
-        growing, fixed = (cache[0],), ()
-        for i in range((len(cache) - 1) // CACHE_TENSORS_PER_LAYER):
-            first = 1 + CACHE_TENSORS_PER_LAYER * i
-            growing = growing + (cache[first], cache[first + 1])
-            fixed = fixed + (cache[first + 2], cache[first + 3])
-        return growing, fixed
-
-    @staticmethod
-    def join_cache(growing, fixed):
-        """The cache whose ``split_cache`` is ``(growing, fixed)``."""
-        cache = (growing[0],)
-        for i in range(len(fixed) // 2):
-            cache = cache + (growing[1 + 2 * i], growing[2 + 2 * i], fixed[2 * i], fixed[2 * i + 1])
-        return cache
-
     def logits(self, hidden):
         """hidden (batch, n, d) -> logits (batch, n, vocab) fp32 through the tied embedding (no bias)."""
         return matmul(hidden, self.embedding.table, self.compute_dtype, transpose_b=True)
+
+
+def _slot_mask(ancestors, beam: int):
+    """ancestors (rows, L) int32 -> (batch, 1, beam, beam * L) bool: hypothesis q may attend to the key
+    of slot s at position j (flattened ``s * L + j``) when its ancestor there is s."""
+    rows, length = ancestors.shape
+    slots = ops.arange(beam, dtype=ms.int32).reshape(1, 1, beam, 1)
+    same = ancestors.reshape(rows // beam, beam, 1, length) == slots  # (batch, q, s, L)
+    return same.reshape(rows // beam, 1, beam, beam * length)
 
 
 def _resolve_dtype(model_config, compute_dtype):
