@@ -15,7 +15,7 @@ from src.transformer.decoding_constraints import (
     no_repeat_ngram,
     repeated_ngram_tokens,
 )
-from src.transformer.generator import banned_scatter, banned_tokens, blocked_topk, generate
+from src.transformer.generator import PointerCache, banned_scatter, banned_tokens, blocked_topk, generate
 from src.transformer.transformer import MassTransformer
 
 BOS, EOS = 1, 2
@@ -275,18 +275,43 @@ def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
     assert max(len(h.tokens) for h in got[0]) <= 6 and max(len(h.tokens) for h in got[1]) <= 5
 
 
-def test_generate_past_cache_windows_equals_search_without_cache(eval_model):
+def test_generate_past_cache_windows_equals_the_reordered_cache(eval_model):
     """A decode of 36 tokens fills the pointer cache's recent window twice (CACHE_LENGTH_MULTIPLE 16):
     at step 16 it becomes the old part, at step 32 it joins it; beams reorder all along. The hypotheses
-    stay those of a search that recomputes every prefix."""
+    and scores stay those of the classic cache, gathered by beam every step (``device_topk=False``; that
+    cache equals a full recomputation: test_transformer)."""
     src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
-    options = dict(length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=0, n_best=2)
-    got = generate(eval_model, src, beam_size=3, max_len_a=0.0, max_len_b=36, min_len=34, **options)
-    expected = beam_search(full_recompute_step(eval_model, src, 3), 2, beam_size=3, bos=BOS, eos=EOS, max_len=36,
-                           min_len=34, forbid=(0, 4), **options)
+    options = dict(beam_size=3, max_len_a=0.0, max_len_b=36, min_len=34, length_penalty=1.0, n_best=2)
+    got = generate(eval_model, src, **options)
+    expected = generate(eval_model, src, device_topk=False, **options)
     for hyps_got, hyps_expected in zip(got, expected, strict=True):
         assert min(len(h.tokens) for h in hyps_got) >= 35  # the search went past step 32
         assert_same(hyps_got, hyps_expected, atol=1e-4)
+
+
+def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
+    """``beam_step`` over a ``PointerCache`` with random beam reorders, 20 steps and windows of 6 (three
+    joins), gives the hidden states of ``decode`` over the classic cache gathered by the same reorders."""
+    model, rng = eval_model, np.random.default_rng(12)
+    batch, beam, steps = 2, 3, 20
+    rows = batch * beam
+    src = Tensor(rng.integers(5, 50, size=(batch, 7)).astype(np.int32))
+    tile = Tensor(np.repeat(np.arange(batch), beam).astype(np.int32))
+    memory, mask = ops.gather(model.encode(src)[0], tile, 0), ops.gather(model.memory_mask(src), tile, 0)
+    cache = model.init_cache(memory, steps)
+    pointer = PointerCache(model, memory, batch, beam, steps, width=6)
+    order = None
+    for step in range(steps):
+        tokens = Tensor(rng.integers(5, 50, size=(rows, 1)).astype(np.int32))
+        positions = Tensor(np.full((rows, 1), step, dtype=np.int32))
+        if order is not None:
+            cache = model.reorder_cache(cache, Tensor(order))
+        expected, cache = model.decode(tokens, positions, memory, mask, cache)
+        got, pointer.recent = model.beam_step(tokens, positions, mask, beam, *pointer.advance(order, step))
+        np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), atol=1e-5)
+        # each row continues a random beam of its own example
+        order = (np.arange(rows) // beam * beam + rng.integers(0, beam, size=rows)).astype(np.int32)
+    assert pointer.old_len == 18 and pointer.old[0].shape[3] == 18
 
 
 @pytest.mark.parametrize("no_repeat", [0, 1, 2])

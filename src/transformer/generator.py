@@ -92,33 +92,19 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     def first_cache(length):
         return model.init_cache(memory, min(length, cache_len))
 
-    # the device path: a pointer cache (attention.SelfAttention.beam_step), never reordered
-    width = CACHE_LENGTH_MULTIPLE
-    cross = None
-    old, recent, old_len = None, None, 0
-    ancestors = np.full((rows, cache_len + width), -1, dtype=np.int32)  # (rows, positions): slot of each key
-    slot = (np.arange(rows) % beam_size).astype(np.int32)
+    pointer_cache = None  # the device path's cache (PointerCache), made at its first step
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal cross, old, recent, old_len, ancestors
-        if cross is None:
-            cross, recent = model.cross_cache(memory), model.beam_window(batch, beam_size, width)
-        elif step == old_len + width:  # the window is full: it joins the old part, a new one opens
-            old = recent if old is None else tuple(ops.concat([o, r], 3) for o, r in zip(old, recent, strict=True))
-            recent, old_len = model.beam_window(batch, beam_size, width), step
-        if beam_indices is not None:
-            ancestors = ancestors[beam_indices]
-        ancestors[:, step] = slot
+        nonlocal pointer_cache
+        if pointer_cache is None:
+            pointer_cache = PointerCache(model, memory, batch, beam_size, cache_len)
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
         k = min(k, model.config.vocab_size)
         decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
-        values, ids, recent = decode_step(
-            tokens, positions, memory_mask, None if old is None else ms.mutable(old), ms.mutable(recent),
-            ms.mutable(cross), Tensor(step - old_len, ms.int32),
-            None if old is None else Tensor(ancestors[:, :old_len]),
-            Tensor(np.ascontiguousarray(ancestors[:, old_len:old_len + width])),
-            *banned_scatter(banned_tokens(rows, rules)))
+        values, ids, recent = decode_step(tokens, positions, memory_mask, *pointer_cache.advance(beam_indices, step),
+                                          *banned_scatter(banned_tokens(rows, rules)))
+        pointer_cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     def step_fn(last_tokens, beam_indices, step):
@@ -137,6 +123,43 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
                        min_len=min_len, length_penalty=length_penalty, length_penalty_type=length_penalty_type,
                        no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid,
                        topk_fn=search.get("topk_fn"))
+
+
+class PointerCache:
+    """Beam search's self-attention cache for ``MassTransformer.beam_step``, never reordered.
+
+    Row ``example * beam + slot`` writes the key/value of step ``t`` into its own slot at position ``t``.
+    ``ancestors`` (rows, positions) holds, for each live hypothesis and past position, the slot whose key
+    is its own there: gathered by ``beam_indices`` every step (as the tokens are), -1 where nothing is
+    written yet. Positions before ``old_len`` lie in ``old`` (per layer keys and values, (batch, heads,
+    beam, old_len, head_dim), None at first), which a step only reads; the last ``width`` in ``recent``,
+    which the step rewrites and hands back; a full window joins ``old`` and a new one opens.
+    """
+
+    def __init__(self, model, memory, batch: int, beam: int, max_len: int, width: int = CACHE_LENGTH_MULTIPLE):
+        self.model, self.batch, self.beam, self.width = model, batch, beam, width
+        self.cross = model.cross_cache(memory)  # (rows, ...) memory: the rows' cross-attention keys, fixed
+        self.old, self.old_len = None, 0
+        self.recent = model.beam_window(batch, beam, width)
+        rows = batch * beam
+        self.ancestors = np.full((rows, max_len + width), -1, dtype=np.int32)
+        self.slot = (np.arange(rows) % beam).astype(np.int32)
+
+    def advance(self, beam_indices, step: int) -> tuple:
+        """Make ready for ``step`` of the hypotheses that ``beam_indices`` (rows,) selects (None at step 0):
+        the ``beam_step`` arguments from ``old`` on (old, recent, cross, at, ancestors_old, ancestors_recent).
+        The caller stores the step's new window in ``recent``."""
+        if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
+            self.old = self.recent if self.old is None else tuple(
+                ops.concat([o, r], 3) for o, r in zip(self.old, self.recent, strict=True))
+            self.recent, self.old_len = self.model.beam_window(self.batch, self.beam, self.width), step
+        if beam_indices is not None:
+            self.ancestors = self.ancestors[beam_indices]
+        self.ancestors[:, step] = self.slot
+        old, start = self.old, self.old_len
+        return (None if old is None else ms.mutable(old), ms.mutable(self.recent), ms.mutable(self.cross),
+                Tensor(step - start, ms.int32), None if old is None else Tensor(self.ancestors[:, :start]),
+                Tensor(np.ascontiguousarray(self.ancestors[:, start:start + self.width])))
 
 
 def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:
