@@ -311,7 +311,7 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
         np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), atol=1e-5)
         # each row continues a random beam of its own example
         order = (np.arange(rows) // beam * beam + rng.integers(0, beam, size=rows)).astype(np.int32)
-    assert pointer.old_len == 18 and pointer.old[0].shape[3] == 18
+    assert pointer.old_len == 18 and pointer.old[0].shape[2] == 3 * 18
 
 
 @pytest.mark.parametrize("no_repeat", [0, 1, 2])

@@ -121,57 +121,54 @@ class SelfAttention(nn.Cell):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
         a pointer cache (module docstring); x: (rows, 1, d).
 
-        old_k, old_v: (batch, heads, beam, P, head_dim) or None (no old part yet); recent_k, recent_v:
-        (batch, heads, beam, W, head_dim), this step's key/value written at window position ``at``;
+        old_k, old_v: (batch, heads, beam * P, head_dim), slot-major (key of slot s at position j at
+        ``s * P + j``), or None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim)
+        likewise, this step's key/value written at window position ``at``;
         allowed_old (batch, 1, beam, beam * P), allowed_recent (batch, 1, beam, beam * W): whether the
         hypothesis in slot q may attend to key (slot s, position j), flattened ``s * length + j``.
         Returns ``(output (rows, 1, d), recent_k, recent_v)``.
         """
         rows, _, d = x.shape
-        q, k, v = self.project(x)
-        q, k, v = slot_major(q, beam), slot_major(k, beam), slot_major(v, beam)  # (batch, heads, beam, head_dim)
+        q, k, v = ops.split(self.qkv(x), d, axis=-1)  # 3 x (rows, 1, d)
+        q, k, v = slot_major(q, beam, self.heads), slot_major(k, beam, self.heads), slot_major(v, beam, self.heads)
         recent_k = write_slots(recent_k, k, at)
         recent_v = write_slots(recent_v, v, at)
         q = q * self.attend.scale
         dtype = self.attend.compute_dtype
-        scores = matmul(q, flat_slots(recent_k), dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
+        scores = matmul(q, recent_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
         scores = ops.where(allowed_recent, scores, ops.full_like(scores, NEG_INF))
         if old_k is None:
             probs = ops.softmax(scores.astype(ms.float32), axis=-1)
-            out = matmul(probs, flat_slots(recent_v), dtype)  # (batch, heads, beam, head_dim)
+            out = matmul(probs, recent_v, dtype)  # (batch, heads, beam, head_dim)
         else:
-            old_scores = matmul(q, flat_slots(old_k), dtype, transpose_b=True)  # (batch, heads, beam, beam * P)
+            old_scores = matmul(q, old_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * P)
             old_scores = ops.where(allowed_old, old_scores, ops.full_like(old_scores, NEG_INF))
             old_width = old_scores.shape[-1]
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
-            out = (matmul(probs[..., :old_width], flat_slots(old_v), dtype)
-                   + matmul(probs[..., old_width:], flat_slots(recent_v), dtype))
+            out = (matmul(probs[..., :old_width], old_v, dtype)
+                   + matmul(probs[..., old_width:], recent_v, dtype))
         out = out.transpose(0, 2, 1, 3).reshape(rows, 1, d)  # back to (rows, 1, d), heads merged
         return self.out(out), recent_k, recent_v
 
 
-def slot_major(t: Tensor, beam: int) -> Tensor:
-    """(rows, heads, 1, head_dim) with ``row = example * beam + slot`` -> (batch, heads, beam, head_dim)."""
-    rows, heads, _, head_dim = t.shape
-    return t.reshape(rows // beam, beam, heads, head_dim).transpose(0, 2, 1, 3)
-
-
-def flat_slots(cache: Tensor) -> Tensor:
-    """(batch, heads, beam, length, head_dim) -> (batch, heads, beam * length, head_dim), no copy."""
-    batch, heads, beam, length, head_dim = cache.shape
-    return cache.reshape(batch, heads, beam * length, head_dim)
+def slot_major(t: Tensor, beam: int, heads: int) -> Tensor:
+    """(rows, 1, d) with ``row = example * beam + slot`` -> (batch, heads, beam, head_dim)."""
+    rows, _, d = t.shape
+    return t.reshape(rows // beam, beam, heads, d // heads).transpose(0, 2, 1, 3)
 
 
 def write_slots(window: Tensor, new: Tensor, at) -> Tensor:
-    """``window`` (batch, heads, beam, W, head_dim) with position ``at`` (a scalar Tensor) of every
-    slot replaced by ``new`` (batch, heads, beam, head_dim): one scatter."""
-    batch, heads, beam, _, head_dim = window.shape
+    """``window`` (batch, heads, beam * W, head_dim), key (slot s, position j) at ``s * W + j``, with
+    position ``at`` (a scalar Tensor) of every slot replaced by ``new`` (batch, heads, beam, head_dim):
+    one scatter."""
+    batch, heads, beam, head_dim = new.shape
+    width = window.shape[2] // beam
     shape = (batch, heads, beam, 1)
     index = ops.concat([
         ops.broadcast_to(ops.arange(batch, dtype=ms.int32).reshape(batch, 1, 1, 1), shape),
         ops.broadcast_to(ops.arange(heads, dtype=ms.int32).reshape(1, heads, 1, 1), shape),
-        ops.broadcast_to(ops.arange(beam, dtype=ms.int32).reshape(1, 1, beam, 1), shape),
-        ops.broadcast_to(ops.reshape(ops.cast(at, ms.int32), (1, 1, 1, 1)), shape)], 3)  # (b, h, beam, 4)
+        ops.broadcast_to(ops.arange(beam, dtype=ms.int32).reshape(1, 1, beam, 1) * width
+                         + ops.reshape(ops.cast(at, ms.int32), (1, 1, 1, 1)), shape)], 3)  # (b, h, beam, 3)
     return ops.tensor_scatter_update(window, index, new)
 
 

@@ -132,7 +132,7 @@ class PointerCache:
     ``ancestors`` (rows, positions) holds, for each live hypothesis and past position, the slot whose key
     is its own there: gathered by ``beam_indices`` every step (as the tokens are), -1 where nothing is
     written yet. Positions before ``old_len`` lie in ``old`` (per layer keys and values, (batch, heads,
-    beam, old_len, head_dim), None at first), which a step only reads; the last ``width`` in ``recent``,
+    beam * old_len, head_dim) slot-major, None at first), which a step only reads; the last ``width`` in ``recent``,
     which the step rewrites and hands back; a full window joins ``old`` and a new one opens.
     """
 
@@ -151,7 +151,7 @@ class PointerCache:
         The caller stores the step's new window in ``recent``."""
         if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
             self.old = self.recent if self.old is None else tuple(
-                ops.concat([o, r], 3) for o, r in zip(self.old, self.recent, strict=True))
+                join_windows(o, r, self.beam) for o, r in zip(self.old, self.recent, strict=True))
             self.recent, self.old_len = self.model.beam_window(self.batch, self.beam, self.width), step
         if beam_indices is not None:
             self.ancestors = self.ancestors[beam_indices]
@@ -160,6 +160,15 @@ class PointerCache:
         return (None if old is None else ms.mutable(old), ms.mutable(self.recent), ms.mutable(self.cross),
                 Tensor(step - start, ms.int32), None if old is None else Tensor(self.ancestors[:, :start]),
                 Tensor(np.ascontiguousarray(self.ancestors[:, start:start + self.width])))
+
+
+def join_windows(old, recent, beam: int):
+    """Two pointer-cache parts (batch, heads, beam * length, head_dim), slot-major, as one: each slot's
+    positions of ``old``, then its positions of ``recent``."""
+    batch, heads, _, head_dim = old.shape
+    by_slot = (old.reshape(batch, heads, beam, -1, head_dim), recent.reshape(batch, heads, beam, -1, head_dim))
+    joined = ops.concat(by_slot, 3)
+    return joined.reshape(batch, heads, -1, head_dim)
 
 
 def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:

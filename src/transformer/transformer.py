@@ -195,9 +195,9 @@ class MassTransformer(nn.Cell):
 
     def beam_window(self, batch: int, beam: int, width: int):
         """An empty recent window of a pointer cache (``SelfAttention.beam_step``): per decoder layer
-        keys and values, each zeros (batch, heads, beam, width, head_dim)."""
+        keys and values, each zeros (batch, heads, beam * width, head_dim), slot-major."""
         heads = self.config.num_attention_heads
-        shape = (batch, heads, beam, width, self.config.hidden_size // heads)
+        shape = (batch, heads, beam * width, self.config.hidden_size // heads)
         return tuple(ops.zeros(shape, ms.float32) for _ in range(2 * len(self.decoder_layers)))
 
     def beam_step(self, dec_in_ids, dec_positions, memory_mask, beam: int, old, recent, cross, at,
@@ -207,7 +207,7 @@ class MassTransformer(nn.Cell):
         window.
 
         old, recent: per layer (keys, values) flattened, as ``beam_window`` makes them (old: the past
-        windows concatenated on axis 3, or None); cross: ``cross_cache``; at: int32 scalar Tensor, the
+        windows joined slot by slot, or None); cross: ``cross_cache``; at: int32 scalar Tensor, the
         window position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for
         each hypothesis and position, the slot that holds its key there, -1 where it has none yet.
         """
