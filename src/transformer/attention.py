@@ -116,7 +116,6 @@ class SelfAttention(nn.Cell):
         allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
         return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
 
-
     def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
         a pointer cache (module docstring); x: (rows, 1, d).
