@@ -88,10 +88,6 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     rows = batch * beam_size
     forbid = (PAD_ID, MASK_ID)
     cache = None  # the host-distribution path's cache, made at its first step
-
-    def first_cache(length):
-        return model.init_cache(memory, min(length, cache_len))
-
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
@@ -110,7 +106,7 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     def step_fn(last_tokens, beam_indices, step):
         nonlocal cache
         if cache is None:
-            cache = first_cache(cache_len)
+            cache = model.init_cache(memory, cache_len)
         order = np.arange(rows) if beam_indices is None else beam_indices
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
