@@ -299,7 +299,7 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
     tile = Tensor(np.repeat(np.arange(batch), beam).astype(np.int32))
     memory, mask = ops.gather(model.encode(src)[0], tile, 0), ops.gather(model.memory_mask(src), tile, 0)
     cache = model.init_cache(memory, steps)
-    pointer = PointerCache(model, memory, batch, beam, steps, width=6)
+    pointer = PointerCache(model, model.cross_cache(model.encode(src)[0]), batch, beam, steps, width=6)
     order = None
     for step in range(steps):
         tokens = Tensor(rng.integers(5, 50, size=(rows, 1)).astype(np.int32))
@@ -307,7 +307,8 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
         if order is not None:
             cache = model.reorder_cache(cache, Tensor(order))
         expected, cache = model.decode(tokens, positions, memory, mask, cache)
-        got, pointer.recent = model.beam_step(tokens, positions, mask, beam, *pointer.advance(order, step))
+        got, pointer.recent = model.beam_step(tokens, positions, model.memory_mask(src), beam,
+                                              *pointer.advance(order, step))
         np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), atol=1e-5)
         # each row continues a random beam of its own example
         order = (np.arange(rows) // beam * beam + rng.integers(0, beam, size=rows)).astype(np.int32)

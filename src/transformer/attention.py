@@ -191,3 +191,13 @@ class CrossAttention(nn.Cell):
     def construct(self, x, k, v, allowed):
         q = split_heads(self.q(x), self.heads)  # (batch, heads, tgt_len, head_dim)
         return self.out(merge_heads(self.attend(q, k, v, allowed)))
+
+    def beam_step(self, x, beam: int, k, v, allowed):
+        """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``),
+        x: (rows, 1, d), against their example's memory keys and values k, v (batch, heads, src_len,
+        head_dim), never repeated per beam: an example's beams are the query rows of one product.
+        allowed: (batch, 1, 1, src_len). Returns (rows, 1, d)."""
+        rows, _, d = x.shape
+        q = slot_major(self.q(x), beam, self.heads)  # (batch, heads, beam, head_dim)
+        out = self.attend(q, k, v, allowed)  # (batch, heads, beam, head_dim)
+        return self.out(out.transpose(0, 2, 1, 3).reshape(rows, 1, d))

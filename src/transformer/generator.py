@@ -1,8 +1,9 @@
 """Generation with a ``MassTransformer``: one encoder pass, then one cached decoder step per token.
 
-``generate`` adapts the model to ``beam_search``'s top-k callable: the source is encoded once, the
-memory mask and the cross-attention keys are repeated ``beam_size`` times over rows (``row = example *
-beam + slot``), and each step decodes the new tokens at their position (the step index: fine-tuned
+``generate`` adapts the model to ``beam_search``'s top-k callable: one graph encodes the source and
+computes every decoder layer's cross-attention keys once per example (an example's ``beam_size``
+hypothesis rows, ``row = example * beam + slot``, are the query rows of one product: nothing is repeated
+per beam), and each step decodes the new tokens at their position (the step index: fine-tuned
 generation decodes from position 0) with ``MassTransformer.beam_step``. Its self-attention cache is
 never reordered: each row writes its key/value in its own slot, and the host keeps, per hypothesis and
 position, the slot of the ancestor that wrote it (``ancestors``, gathered by ``beam_indices`` like the
@@ -28,6 +29,7 @@ SOURCE_LENGTH_MULTIPLE = 8  # sources and caches are padded to a few shapes, eac
 CACHE_LENGTH_MULTIPLE = 16
 
 _STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ENCODE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # decode_config key -> generate() argument: the one mapping between the config and the search
 DECODE_ARGS = {
@@ -80,20 +82,18 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     max_len = max_decode_lengths(src_lengths, max_len_a, max_len_b, max_positions)  # (batch,)
 
     src = Tensor(pad_width(src_ids, SOURCE_LENGTH_MULTIPLE, max_positions))
-    memory, _ = model.encode(src)  # (batch, src_len, d)
-    tile = Tensor(np.repeat(np.arange(batch), beam_size).astype(np.int32))  # (rows,): example of each row
-    memory = ops.gather(memory, tile, 0)  # (rows, src_len, d)
-    memory_mask = ops.gather(model.memory_mask(src), tile, 0)  # (rows, src_len)
     cache_len = min(round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
     rows = batch * beam_size
     forbid = (PAD_ID, MASK_ID)
     cache = None  # the host-distribution path's cache, made at its first step
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
+    memory = memory_mask = None  # made at the first step, as the path needs them
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal pointer_cache
-        if pointer_cache is None:
-            pointer_cache = PointerCache(model, memory, batch, beam_size, cache_len)
+        nonlocal pointer_cache, memory_mask
+        if pointer_cache is None:  # one graph: the encoder, the memory mask and every layer's memory keys
+            memory_mask, cross = _encode_function(model)(src)  # (batch, src_len), per layer (batch, ...)
+            pointer_cache = PointerCache(model, cross, batch, beam_size, cache_len)
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
         k = min(k, model.config.vocab_size)
@@ -104,8 +104,12 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     def step_fn(last_tokens, beam_indices, step):
-        nonlocal cache
-        if cache is None:
+        nonlocal cache, memory, memory_mask
+        if cache is None:  # the memory and its mask repeated for every row
+            memory, _ = model.encode(src)  # (batch, src_len, d)
+            tile = Tensor(np.repeat(np.arange(batch), beam_size).astype(np.int32))  # (rows,): example of each row
+            memory = ops.gather(memory, tile, 0)  # (rows, src_len, d)
+            memory_mask = ops.gather(model.memory_mask(src), tile, 0)  # (rows, src_len)
             cache = model.init_cache(memory, cache_len)
         order = np.arange(rows) if beam_indices is None else beam_indices
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
@@ -132,9 +136,9 @@ class PointerCache:
     which the step rewrites and hands back; a full window joins ``old`` and a new one opens.
     """
 
-    def __init__(self, model, memory, batch: int, beam: int, max_len: int, width: int = CACHE_LENGTH_MULTIPLE):
+    def __init__(self, model, cross, batch: int, beam: int, max_len: int, width: int = CACHE_LENGTH_MULTIPLE):
         self.model, self.batch, self.beam, self.width = model, batch, beam, width
-        self.cross = model.cross_cache(memory)  # (rows, ...) memory: the rows' cross-attention keys, fixed
+        self.cross = cross  # the examples' cross-attention keys and values (model.cross_cache), fixed
         self.old, self.old_len = None, 0
         self.recent = model.beam_window(batch, beam, width)
         rows = batch * beam
@@ -224,7 +228,7 @@ def blocked_topk(scores, k: int, block: int):
     if blocks * block > vocab:
         scores = ops.concat([scores, ops.full((rows, blocks * block - vocab), -np.inf, dtype=scores.dtype)], 1)
     grid = scores.reshape(rows, blocks, block)
-    _, best_blocks = ops.topk(grid.max(axis=2), k)  # (rows, k)
+    _, best_blocks = ops.topk(grid.max(axis=2), k, sorted=False)  # (rows, k), in no order (cheaper)
     flat = (ops.arange(rows, dtype=ms.int32).reshape(rows, 1) * blocks + best_blocks).reshape(rows * k)
     picked = ops.gather(grid.reshape(rows * blocks, block), flat, 0).reshape(rows, k * block)
     values, where = ops.topk(picked, k)  # (rows, k)
@@ -260,6 +264,20 @@ def _topk_step_function(model, beam: int, k: int, block: int):
 
         functions[key] = step
     return functions[key]
+
+
+def _encode_function(model):
+    """The jit-compiled start of a beam search: ``src`` (batch, src_len) -> its memory mask and every
+    decoder layer's cross-attention keys and values (``cross_cache``), in one graph (built once per model;
+    its outputs are fresh, contiguous tensors)."""
+    if model not in _ENCODE_FUNCTIONS:
+        @ms.jit
+        def encode(src):
+            memory, _ = model.encode(src)
+            return model.memory_mask(src), model.cross_cache(memory)
+
+        _ENCODE_FUNCTIONS[model] = encode
+    return _ENCODE_FUNCTIONS[model]
 
 
 def _step_function(model):

@@ -92,7 +92,9 @@ class DecoderLayer(nn.Cell):
         attended, recent_k, recent_v = self.self_attention.beam_step(
             self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent)
         x = x + self.dropout(attended)
-        return self._cross_and_ffn(x, cross[0], cross[1], memory_allowed), (recent_k, recent_v)
+        attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_allowed)
+        x = x + self.dropout(attended)
+        return self.ffn(x), (recent_k, recent_v)
 
     def _cross_and_ffn(self, x, k, v, memory_allowed):
         x = x + self.dropout(self.cross_attention(self.cross_norm(x), k, v, memory_allowed))
@@ -206,8 +208,10 @@ class MassTransformer(nn.Cell):
         ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
         window.
 
-        old, recent: per layer (keys, values) flattened, as ``beam_window`` makes them (old: the past
-        windows joined slot by slot, or None); cross: ``cross_cache``; at: int32 scalar Tensor, the
+        memory_mask: (batch, src_len), per example; old, recent: per layer (keys, values) flattened, as
+        ``beam_window`` makes them (old: the past windows joined slot by slot, or None); cross:
+        ``cross_cache`` of the examples' memory (batch, not rows: an example's beams share it; see
+        ``CrossAttention.beam_step``); at: int32 scalar Tensor, the
         window position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for
         each hypothesis and position, the slot that holds its key there, -1 where it has none yet.
         """
