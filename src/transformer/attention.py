@@ -128,8 +128,9 @@ class SelfAttention(nn.Cell):
         Returns ``(output (rows, 1, d), recent_k, recent_v)``.
         """
         rows, _, d = x.shape
-        q, k, v = ops.split(self.qkv(x), d, axis=-1)  # 3 x (rows, 1, d)
-        q, k, v = slot_major(q, beam, self.heads), slot_major(k, beam, self.heads), slot_major(v, beam, self.heads)
+        # q, k and v slot-major with one transpose: (rows, 1, 3 d) -> (3, batch, heads, beam, head_dim)
+        qkv = self.qkv(x).reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
+        q, k, v = ops.unstack(qkv, 0)  # 3 x (batch, heads, beam, head_dim)
         recent_k = write_slots(recent_k, k, at)
         recent_v = write_slots(recent_v, v, at)
         q = q * self.attend.scale
@@ -142,10 +143,9 @@ class SelfAttention(nn.Cell):
         else:
             old_scores = matmul(q, old_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * P)
             old_scores = ops.where(allowed_old, old_scores, ops.full_like(old_scores, NEG_INF))
-            old_width = old_scores.shape[-1]
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
-            out = (matmul(probs[..., :old_width], old_v, dtype)
-                   + matmul(probs[..., old_width:], recent_v, dtype))
+            old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
+            out = matmul(old_probs, old_v, dtype) + matmul(recent_probs, recent_v, dtype)
         out = out.transpose(0, 2, 1, 3).reshape(rows, 1, d)  # back to (rows, 1, d), heads merged
         return self.out(out), recent_k, recent_v
 
