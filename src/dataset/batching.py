@@ -98,10 +98,21 @@ def sort_by_length(sequences) -> list[int]:
     return sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
 
 
-def batch_ids(sequences, batch_size: int):
-    """Yield ``(indices, padded (batch, len) int32)`` over ``sequences`` (1-D id arrays), longest first."""
+def batch_ids(sequences, batch_size: int, fill: bool = False):
+    """Yield ``(indices, padded (batch, len) int32)`` over ``sequences`` (1-D id arrays), longest first.
+
+    With ``fill``, a last batch shorter than ``batch_size`` (when there are several batches) is filled
+    up with copies of its first row: the rows after ``len(indices)`` are those copies, to be ignored.
+    A decoder compiled per batch shape then reuses the full batches' graphs.
+
+    >>> [(i, p.tolist()) for i, p in batch_ids([[5], [6, 7], [8, 9, 3]], 2, fill=True)]
+    [([2, 1], [[8, 9, 3], [6, 7, 0]]), ([0], [[5], [5]])]
+    """
     order = sort_by_length(sequences)
     for start in range(0, len(order), batch_size):
         chosen = order[start:start + batch_size]
-        (padded,) = pad_batch([[np.asarray(sequences[i]) for i in chosen]])
+        rows = [np.asarray(sequences[i]) for i in chosen]
+        if fill and start > 0:
+            rows += rows[:1] * (batch_size - len(rows))
+        (padded,) = pad_batch([rows])
         yield chosen, padded

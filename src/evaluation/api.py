@@ -138,9 +138,9 @@ class MassGenerator:
         results: list = [None] * len(sequences)
         from src.dataset.batching import batch_ids
 
-        for chosen, padded in batch_ids(sequences, batch_size):
+        for chosen, padded in batch_ids(sequences, batch_size, fill=True):
             hyps = self.hypotheses_for_ids([padded], beam_size=beam_size, **decode_overrides)
-            for i, nbest in zip(chosen, hyps, strict=True):
+            for i, nbest in zip(chosen, hyps[:len(chosen)], strict=True):  # the rest: fill (batch_ids)
                 results[i] = self.ids_to_text(nbest[0].tokens)
         return results
 

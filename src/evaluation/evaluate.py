@@ -215,8 +215,8 @@ def decode_all(gen, sources, batch_size, detokenized=True) -> list[str]:
 
     texts = [""] * len(sources)
     done, start = 0, time.time()
-    for chosen, padded in batch_ids(sources, batch_size):
-        for i, nbest in zip(chosen, gen.hypotheses_for_ids([padded]), strict=True):
+    for chosen, padded in batch_ids(sources, batch_size, fill=True):
+        for i, nbest in zip(chosen, gen.hypotheses_for_ids([padded])[:len(chosen)], strict=True):  # rest: fill
             texts[i] = gen.ids_to_text(nbest[0].tokens, detokenized)
         done += len(chosen)
         logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))

@@ -87,8 +87,9 @@ class RougeValidator:
         start = time.perf_counter()
         hypotheses = [""] * len(self.sources)
         try:
-            for chosen, padded in batch_ids(self.sources, self.batch_size):
-                for i, nbest in zip(chosen, generate(network, padded, **self.options), strict=True):
+            for chosen, padded in batch_ids(self.sources, self.batch_size, fill=True):
+                nbests = generate(network, padded, **self.options)[:len(chosen)]  # the rest: fill (batch_ids)
+                for i, nbest in zip(chosen, nbests, strict=True):
                     hypotheses[i] = self.words(nbest[0].tokens)
         finally:
             network.set_train(was_training)

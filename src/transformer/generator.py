@@ -25,7 +25,7 @@ from src.dataset.batching import cut_batch, pad_width, round_up
 from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 from src.transformer.beam_search import Candidates, Hypothesis, StepConstraints, beam_search
 
-SOURCE_LENGTH_MULTIPLE = 8  # sources and caches are padded to a few shapes, each compiled once
+SOURCE_LENGTH_MULTIPLE = 32  # sources and caches are padded to a few shapes, each compiled once
 CACHE_LENGTH_MULTIPLE = 16
 
 _STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
