@@ -41,6 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import describe  # noqa: E402
 
 GIGA = ROOT.parent / "shared" / "data" / "gigaword" / "Giga" / "input.txt"
 VOCAB = 10000
@@ -154,6 +155,7 @@ def main(argv=None):
     lines, source = read_lines(args.lines)
     sequences = [hashed_ids(line, cfg.dataset_config.max_len) for line in lines]
     data = list(batches(sequences, args.batch_size))
+    print(describe())
     print(f"{len(lines)} sentences from {source}, batch {args.batch_size}, beam {BEAM}, vocab {VOCAB} (hashed), "
           f"{args.config}, {args.device_target}")
 

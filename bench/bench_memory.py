@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import describe  # noqa: E402
 
 MODES = ("static", "buckets", "dynamic")
 BUCKET = 32  # the width multiple of the buckets mode (dataset_config.pad_multiple=32)
@@ -116,7 +117,8 @@ def main(argv=None):
     for mode in modes:
         for many in (True, False):
             results[mode, many] = measure(args, mode, many)
-    print(f"\nmodel {Path(args.config).name}, vocab {args.vocab}, batch {args.batch}, widths {args.widths}\n")
+    print(f"\n{describe()}")
+    print(f"model {Path(args.config).name}, vocab {args.vocab}, batch {args.batch}, widths {args.widths}\n")
     print("| compile | shapes | steps | s for the steps | s/step after (widest) | peak RSS GiB | ratio to one shape |")
     print("|---|---|---|---|---|---|---|")
     for mode in modes:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.machine import describe  # noqa: E402
 from bench.proc_monitor import run_measured  # noqa: E402
 
 NEWS = ROOT.parent / "shared" / "data" / "news-en" / "newstest.en.dedup.txt"
@@ -106,7 +106,8 @@ def main(argv=None):
             rows.append((label, n * scale, total, peak, (n * scale / total) / (n / base_s)))
             for name, s, m in stages:
                 rows.append((f"    {name}", n * scale, s, m, None))
-        print(f"\ncorpus: {source}, {n} lines; BPE merges {args.merges}; processes {args.processes}\n")
+        print(f"\n{describe()}")
+        print(f"corpus: {source}, {n} lines; BPE merges {args.merges}; processes {args.processes}\n")
         print(f"| {'run':<58} | {'sentences':>9} | {'seconds':>7} | {'sent/s':>8} | {'peak MiB':>8} | "
               f"{'vs CLI':>6} |")
         print(f"|{'-' * 60}|{'-' * 11}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 8}|")

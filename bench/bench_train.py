@@ -28,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import describe  # noqa: E402
 
 
 def sgemm_peak(n=1024, repeats=10):
@@ -190,7 +191,8 @@ def main(argv=None):
                                                           dynamic_shapes=not DEFAULT_DYNAMIC_SHAPES))
         if torch_step:
             best["torch"] = min(best["torch"], time_steps(torch_step, args.steps, args.warmup))
-    print(f"\nmodel {Path(args.config).name}: d {m.hidden_size}, {m.num_hidden_layers}+{m.num_decoder_layers} layers, "
+    print(f"\n{describe()}")
+    print(f"model {Path(args.config).name}: d {m.hidden_size}, {m.num_hidden_layers}+{m.num_decoder_layers} layers, "
           f"{m.num_attention_heads} heads, FFN {m.intermediate_size}, vocab {args.vocab}; batch {args.batch} x "
           f"source {args.src_len} / target {args.tgt_len}; numpy sgemm peak {peak / 1e9:.1f} GFLOP/s\n")
     print("| implementation | s/step | source tok/s | target tok/s | GFLOP/s | % of sgemm peak | vs PyTorch |")
