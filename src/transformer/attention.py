@@ -71,6 +71,11 @@ def write_rows(cache: Tensor, new: Tensor, start) -> Tensor:
     return cache * keep + ops.matmul(onehot.T, new)  # (batch, heads, max_len, head_dim)
 
 
+def block_scores(scores: Tensor, allowed) -> Tensor:
+    """``scores`` with ``NEG_INF`` wherever ``allowed`` (broadcast to them) is False."""
+    return ops.where(allowed, scores, ops.full_like(scores, NEG_INF))
+
+
 class ScaledDotProduct(nn.Cell):
     def __init__(self, head_dim: int, dropout_prob: float, compute_dtype):
         super().__init__()
@@ -81,7 +86,7 @@ class ScaledDotProduct(nn.Cell):
     def construct(self, q, k, v, allowed):
         """q: (batch, heads, q_len, head_dim); k, v: (batch, heads, k_len, head_dim)."""
         scores = matmul(q * self.scale, k, self.compute_dtype, transpose_b=True)  # (b, h, q_len, k_len)
-        scores = ops.where(allowed, scores, ops.full_like(scores, NEG_INF))
+        scores = block_scores(scores, allowed)
         probs = self.dropout(ops.softmax(scores.astype(ms.float32), axis=-1))
         return matmul(probs, v, self.compute_dtype)  # (batch, heads, q_len, head_dim)
 
@@ -136,24 +141,29 @@ class SelfAttention(nn.Cell):
         q = q * self.attend.scale
         dtype = self.attend.compute_dtype
         scores = matmul(q, recent_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
-        scores = ops.where(allowed_recent, scores, ops.full_like(scores, NEG_INF))
+        scores = block_scores(scores, allowed_recent)
         if old_k is None:
             probs = ops.softmax(scores.astype(ms.float32), axis=-1)
             out = matmul(probs, recent_v, dtype)  # (batch, heads, beam, head_dim)
         else:
             old_scores = matmul(q, old_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * P)
-            old_scores = ops.where(allowed_old, old_scores, ops.full_like(old_scores, NEG_INF))
+            old_scores = block_scores(old_scores, allowed_old)
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
             old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
             out = matmul(old_probs, old_v, dtype) + matmul(recent_probs, recent_v, dtype)
-        out = out.transpose(0, 2, 1, 3).reshape(rows, 1, d)  # back to (rows, 1, d), heads merged
-        return self.out(out), recent_k, recent_v
+        return self.out(from_slot_major(out)), recent_k, recent_v
 
 
 def slot_major(t: Tensor, beam: int, heads: int) -> Tensor:
     """(rows, 1, d) with ``row = example * beam + slot`` -> (batch, heads, beam, head_dim)."""
     rows, _, d = t.shape
     return t.reshape(rows // beam, beam, heads, d // heads).transpose(0, 2, 1, 3)
+
+
+def from_slot_major(t: Tensor) -> Tensor:
+    """The inverse of ``slot_major``: (batch, heads, beam, head_dim) -> (rows, 1, d), heads merged."""
+    batch, heads, beam, head_dim = t.shape
+    return t.transpose(0, 2, 1, 3).reshape(batch * beam, 1, heads * head_dim)
 
 
 def write_slots(window: Tensor, new: Tensor, at) -> Tensor:
@@ -197,7 +207,6 @@ class CrossAttention(nn.Cell):
         x: (rows, 1, d), against their example's memory keys and values k, v (batch, heads, src_len,
         head_dim), never repeated per beam: an example's beams are the query rows of one product.
         allowed: (batch, 1, 1, src_len). Returns (rows, 1, d)."""
-        rows, _, d = x.shape
         q = slot_major(self.q(x), beam, self.heads)  # (batch, heads, beam, head_dim)
         out = self.attend(q, k, v, allowed)  # (batch, heads, beam, head_dim)
-        return self.out(out.transpose(0, 2, 1, 3).reshape(rows, 1, d))
+        return self.out(from_slot_major(out))
