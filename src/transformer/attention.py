@@ -121,7 +121,7 @@ class SelfAttention(nn.Cell):
         allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
         return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
 
-    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent):
+    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent, weights):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
         a pointer cache (module docstring); x: (rows, 1, d).
 
@@ -129,12 +129,13 @@ class SelfAttention(nn.Cell):
         ``s * P + j``), or None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim)
         likewise, this step's key/value written at window position ``at``;
         allowed_old (batch, 1, beam, beam * P), allowed_recent (batch, 1, beam, beam * W): whether the
-        hypothesis in slot q may attend to key (slot s, position j), flattened ``s * length + j``.
-        Returns ``(output (rows, 1, d), recent_k, recent_v)``.
+        hypothesis in slot q may attend to key (slot s, position j), flattened ``s * length + j``;
+        weights: ``step_weights()``. Returns ``(output (rows, 1, d), recent_k, recent_v)``.
         """
         rows, _, d = x.shape
+        qkv_t, out_t = weights
         # q, k and v slot-major with one transpose: (rows, 1, 3 d) -> (3, batch, heads, beam, head_dim)
-        qkv = self.qkv(x).reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
+        qkv = self.qkv(x, qkv_t).reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
         q, k, v = ops.unstack(qkv, 0)  # 3 x (batch, heads, beam, head_dim)
         recent_k = write_slots(recent_k, k, at)
         recent_v = write_slots(recent_v, v, at)
@@ -151,7 +152,11 @@ class SelfAttention(nn.Cell):
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
             old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
             out = matmul(old_probs, old_v, dtype) + matmul(recent_probs, recent_v, dtype)
-        return self.out(from_slot_major(out)), recent_k, recent_v
+        return self.out(from_slot_major(out), out_t), recent_k, recent_v
+
+    def step_weights(self) -> tuple:
+        """The projections' weights as ``beam_step`` multiplies by them (``Dense.step_weight``)."""
+        return self.qkv.step_weight(), self.out.step_weight()
 
 
 def slot_major(t: Tensor, beam: int, heads: int) -> Tensor:
@@ -202,11 +207,16 @@ class CrossAttention(nn.Cell):
         q = split_heads(self.q(x), self.heads)  # (batch, heads, tgt_len, head_dim)
         return self.out(merge_heads(self.attend(q, k, v, allowed)))
 
-    def beam_step(self, x, beam: int, k, v, allowed):
+    def beam_step(self, x, beam: int, k, v, allowed, weights):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``),
         x: (rows, 1, d), against their example's memory keys and values k, v (batch, heads, src_len,
         head_dim), never repeated per beam: an example's beams are the query rows of one product.
-        allowed: (batch, 1, 1, src_len). Returns (rows, 1, d)."""
-        q = slot_major(self.q(x), beam, self.heads)  # (batch, heads, beam, head_dim)
+        allowed: (batch, 1, 1, src_len); weights: ``step_weights()``. Returns (rows, 1, d)."""
+        q_t, out_t = weights
+        q = slot_major(self.q(x, q_t), beam, self.heads)  # (batch, heads, beam, head_dim)
         out = self.attend(q, k, v, allowed)  # (batch, heads, beam, head_dim)
-        return self.out(from_slot_major(out))
+        return self.out(from_slot_major(out), out_t)
+
+    def step_weights(self) -> tuple:
+        """The query and output projections' weights as ``beam_step`` multiplies by them."""
+        return self.q.step_weight(), self.out.step_weight()

@@ -87,19 +87,20 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     forbid = (PAD_ID, MASK_ID)
     cache = None  # the host-distribution path's cache, made at its first step
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
-    memory = memory_mask = None  # made at the first step, as the path needs them
+    memory = memory_mask = weights = None  # made at the first step, as the path needs them
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal pointer_cache, memory_mask
-        if pointer_cache is None:  # one graph: the encoder, the memory mask and every layer's memory keys
-            memory_mask, cross = _encode_function(model)(src)  # (batch, src_len), per layer (batch, ...)
+        nonlocal pointer_cache, memory_mask, weights
+        if pointer_cache is None:  # one graph: the encoder, the memory mask, every layer's memory keys, weights
+            memory_mask, cross, weights = _encode_function(model)(src)  # (batch, src_len), per layer (batch, ...)
+            weights = ms.mutable(weights)
             pointer_cache = PointerCache(model, cross, batch, beam_size, cache_len)
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
         k = min(k, model.config.vocab_size)
         decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
         values, ids, recent = decode_step(tokens, positions, memory_mask, *pointer_cache.advance(beam_indices, step),
-                                          *banned_scatter(banned_tokens(rows, rules)))
+                                          *banned_scatter(banned_tokens(rows, rules)), weights)
         pointer_cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
@@ -252,10 +253,11 @@ def _topk_step_function(model, beam: int, k: int, block: int):
         minus_inf = Tensor(-np.inf, ms.float32)
 
         @ms.jit
-        def step(tokens, positions, memory_mask, old, recent, cross, at, ancestors_old, ancestors_recent, index, on):
+        def step(tokens, positions, memory_mask, old, recent, cross, at, ancestors_old, ancestors_recent, index, on,
+                 weights):
             hidden, recent = model.beam_step(tokens, positions, memory_mask, beam, old, recent, cross, at,
-                                             ancestors_old, ancestors_recent)  # (rows, 1, d)
-            logits = model.logits(hidden).astype(ms.float32).squeeze(1)  # (rows, vocab)
+                                             ancestors_old, ancestors_recent, weights)  # (rows, 1, d)
+            logits = model.step_logits(hidden, weights).astype(ms.float32).squeeze(1)  # (rows, vocab)
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
             log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
@@ -268,13 +270,14 @@ def _topk_step_function(model, beam: int, k: int, block: int):
 
 def _encode_function(model):
     """The jit-compiled start of a beam search: ``src`` (batch, src_len) -> its memory mask and every
-    decoder layer's cross-attention keys and values (``cross_cache``), in one graph (built once per model;
-    its outputs are fresh, contiguous tensors)."""
+    decoder layer's cross-attention keys and values (``cross_cache``) and the step's transposed weights
+    (``step_weights``, made per search: the model may be training between searches), in one graph (built
+    once per model; its outputs are fresh, contiguous tensors)."""
     if model not in _ENCODE_FUNCTIONS:
         @ms.jit
         def encode(src):
             memory, _ = model.encode(src)
-            return model.memory_mask(src), model.cross_cache(memory)
+            return model.memory_mask(src), model.cross_cache(memory), model.step_weights()
 
         _ENCODE_FUNCTIONS[model] = encode
     return _ENCODE_FUNCTIONS[model]

@@ -41,9 +41,10 @@ from mindspore import Tensor, nn, ops
 from config.config import resolve_compute_type
 from src.text.dictionary import MASK_ID, PAD_ID
 from src.transformer.attention import CrossAttention, SelfAttention, causal_mask
-from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul
+from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul, to_compute
 
 CACHE_TENSORS_PER_LAYER = 4
+STEP_WEIGHTS_PER_LAYER = 6  # DecoderLayer.step_weights: self qkv and out, cross q and out, fc1, fc2
 DTYPES = {"float32": ms.float32, "float16": ms.float16}
 
 
@@ -85,16 +86,24 @@ class DecoderLayer(nn.Cell):
         x = x + self.dropout(attended)
         return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
 
-    def beam_step(self, x, memory_allowed, beam, old, recent, cross, at, allowed_old, allowed_recent):
+    def beam_step(self, x, memory_allowed, beam, old, recent, cross, at, allowed_old, allowed_recent, weights):
         """A beam-search step over a pointer cache (``SelfAttention.beam_step``): old and recent are this
-        layer's (keys, values) pairs, old None before there is an old part; returns (x, new recent)."""
+        layer's (keys, values) pairs, old None before there is an old part; weights: ``step_weights()``;
+        returns (x, new recent)."""
         old_k, old_v = old if old is not None else (None, None)
         attended, recent_k, recent_v = self.self_attention.beam_step(
-            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent)
+            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent,
+            weights[0:2])
         x = x + self.dropout(attended)
-        attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_allowed)
+        attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_allowed,
+                                                  weights[2:4])
         x = x + self.dropout(attended)
-        return self.ffn(x), (recent_k, recent_v)
+        return self.ffn(x, weights[4:6]), (recent_k, recent_v)
+
+    def step_weights(self) -> tuple:
+        """The six matmul weights of ``beam_step``, transposed (``Dense.step_weight``)."""
+        return (self.self_attention.step_weights() + self.cross_attention.step_weights()
+                + self.ffn.step_weights())
 
     def _cross_and_ffn(self, x, k, v, memory_allowed):
         x = x + self.dropout(self.cross_attention(self.cross_norm(x), k, v, memory_allowed))
@@ -203,7 +212,7 @@ class MassTransformer(nn.Cell):
         return tuple(ops.zeros(shape, ms.float32) for _ in range(2 * len(self.decoder_layers)))
 
     def beam_step(self, dec_in_ids, dec_positions, memory_mask, beam: int, old, recent, cross, at,
-                  ancestors_old, ancestors_recent):
+                  ancestors_old, ancestors_recent, weights):
         """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
         ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
         window.
@@ -213,17 +222,18 @@ class MassTransformer(nn.Cell):
         ``cross_cache`` of the examples' memory (batch, not rows: an example's beams share it; see
         ``CrossAttention.beam_step``); at: int32 scalar Tensor, the
         window position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for
-        each hypothesis and position, the slot that holds its key there, -1 where it has none yet.
+        each hypothesis and position, the slot that holds its key there, -1 where it has none yet;
+        weights: ``step_weights()`` (the decoder layers' part; the output table is for ``logits``).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
         allowed = memory_mask.astype(ms.bool_).reshape(memory_mask.shape[0], 1, 1, memory_mask.shape[1])
         allowed_recent = _slot_mask(ancestors_recent, beam)
         allowed_old = _slot_mask(ancestors_old, beam) if old is not None else None
-        new_recent = ()
+        new_recent, n = (), STEP_WEIGHTS_PER_LAYER
         for i, layer in enumerate(self.decoder_layers):
             x, pair = layer.beam_step(x, allowed, beam, old[2 * i:2 * i + 2] if old is not None else None,
                                       recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, allowed_old,
-                                      allowed_recent)
+                                      allowed_recent, weights[n * i:n * (i + 1)])
             new_recent = new_recent + pair
         return self.decoder_norm(x), new_recent
 
@@ -232,9 +242,28 @@ class MassTransformer(nn.Cell):
         """Select batch rows of every cache tensor (beam search: ``indices`` (batch,) into axis 0)."""
         return (cache[0],) + tuple(ops.gather(t, indices, 0) for t in cache[1:])
 
-    def logits(self, hidden):
-        """hidden (batch, n, d) -> logits (batch, n, vocab) fp32 through the tied embedding (no bias)."""
-        return matmul(hidden, self.embedding.table, self.compute_dtype, transpose_b=True)
+    def logits(self, hidden, table_t=None):
+        """hidden (batch, n, d) -> logits (batch, n, vocab) fp32 through the tied embedding (no bias);
+        ``table_t``: that table transposed, (d, vocab) in the compute dtype (the last of ``step_weights``),
+        or None."""
+        if table_t is None:
+            return matmul(hidden, self.embedding.table, self.compute_dtype, transpose_b=True)
+        return matmul(hidden, table_t, self.compute_dtype)
+
+    def step_logits(self, hidden, weights):
+        """``logits`` for ``beam_step``'s hidden states, with the output table of ``step_weights``."""
+        # a positive index: under ms.jit, weights[-1] of a mutable tuple read another tensor's data
+        # (MindSpore 2.10, CPU)
+        return self.logits(hidden, weights[STEP_WEIGHTS_PER_LAYER * len(self.decoder_layers)])
+
+    def step_weights(self) -> tuple:
+        """What a beam step multiplies by, each transposed to (in, out) in the compute dtype, fresh Tensors:
+        every decoder layer's ``STEP_WEIGHTS_PER_LAYER`` weights, then the output table (d, vocab).
+        MindSpore's CPU MatMul is faster without a transpose; the weights are transposed once per search."""
+        weights = ()
+        for layer in self.decoder_layers:
+            weights = weights + layer.step_weights()
+        return weights + (to_compute(self.embedding.table.T, self.compute_dtype).contiguous(),)
 
 
 def _slot_mask(ancestors, beam: int):
