@@ -299,7 +299,8 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
     tile = Tensor(np.repeat(np.arange(batch), beam).astype(np.int32))
     memory, mask = ops.gather(model.encode(src)[0], tile, 0), ops.gather(model.memory_mask(src), tile, 0)
     cache = model.init_cache(memory, steps)
-    pointer = PointerCache(model, model.cross_cache(model.encode(src)[0]), batch, beam, steps, width=6)
+    pointer = PointerCache(model, model.cross_cache(model.encode(src)[0], keys_transposed=True), batch, beam, steps,
+                           width=6)
     order = None
     for step in range(steps):
         tokens = Tensor(rng.integers(5, 50, size=(rows, 1)).astype(np.int32))
@@ -312,7 +313,8 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
         np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), atol=1e-5)
         # each row continues a random beam of its own example
         order = (np.arange(rows) // beam * beam + rng.integers(0, beam, size=rows)).astype(np.int32)
-    assert pointer.old_len == 18 and pointer.old[0].shape[2] == 3 * 18
+    keys, values = pointer.old[0], pointer.old[1]  # the keys transposed
+    assert pointer.old_len == 18 and keys.shape[3] == values.shape[2] == 3 * 18
 
 
 @pytest.mark.parametrize("no_repeat", [0, 1, 2])

@@ -83,9 +83,10 @@ class ScaledDotProduct(nn.Cell):
         self.dropout = nn.Dropout(p=dropout_prob)
         self.compute_dtype = compute_dtype
 
-    def construct(self, q, k, v, allowed):
-        """q: (batch, heads, q_len, head_dim); k, v: (batch, heads, k_len, head_dim)."""
-        scores = matmul(q * self.scale, k, self.compute_dtype, transpose_b=True)  # (b, h, q_len, k_len)
+    def construct(self, q, k, v, allowed, keys_transposed: bool = False):
+        """q: (batch, heads, q_len, head_dim); k, v: (batch, heads, k_len, head_dim), or k (batch, heads,
+        head_dim, k_len) when ``keys_transposed`` (a beam step's layout: no transpose in the product)."""
+        scores = matmul(q * self.scale, k, self.compute_dtype, transpose_b=not keys_transposed)  # (b, h, q, k)
         scores = block_scores(scores, allowed)
         probs = self.dropout(ops.softmax(scores.astype(ms.float32), axis=-1))
         return matmul(probs, v, self.compute_dtype)  # (batch, heads, q_len, head_dim)
@@ -125,9 +126,12 @@ class SelfAttention(nn.Cell):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
         a pointer cache (module docstring); x: (rows, 1, d).
 
-        old_k, old_v: (batch, heads, beam * P, head_dim), slot-major (key of slot s at position j at
-        ``s * P + j``), or None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim)
-        likewise, this step's key/value written at window position ``at``;
+        old_v: (batch, heads, beam * P, head_dim), slot-major (value of slot s at position j at
+        ``s * P + j``), old_k the keys likewise but transposed, (batch, heads, head_dim, beam * P) (the
+        score product then needs no transpose, which MindSpore's CPU BatchMatMul does faster), or both
+        None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim) like old_v, this
+        step's key/value written at window position ``at`` (the keys not transposed: a scatter of columns
+        cost more than the transposed product saves on a window);
         allowed_old (batch, 1, beam, beam * P), allowed_recent (batch, 1, beam, beam * W): whether the
         hypothesis in slot q may attend to key (slot s, position j), flattened ``s * length + j``;
         weights: ``step_weights()``. Returns ``(output (rows, 1, d), recent_k, recent_v)``.
@@ -147,7 +151,7 @@ class SelfAttention(nn.Cell):
             probs = ops.softmax(scores.astype(ms.float32), axis=-1)
             out = matmul(probs, recent_v, dtype)  # (batch, heads, beam, head_dim)
         else:
-            old_scores = matmul(q, old_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * P)
+            old_scores = matmul(q, old_k, dtype)  # (batch, heads, beam, beam * P)
             old_scores = block_scores(old_scores, allowed_old)
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
             old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
@@ -186,6 +190,14 @@ def write_slots(window: Tensor, new: Tensor, at) -> Tensor:
     return ops.tensor_scatter_update(window, index, new)
 
 
+def join_slots(old: Tensor, new: Tensor, beam: int, axis: int) -> Tensor:
+    """Two pointer-cache parts, slot-major along ``axis`` (``beam * length`` positions), as one: each
+    slot's positions of ``old``, then its positions of ``new``."""
+    head, tail = old.shape[:axis], old.shape[axis + 1:]
+    by_slot = (old.reshape(head + (beam, -1) + tail), new.reshape(head + (beam, -1) + tail))
+    return ops.concat(by_slot, axis + 1).reshape(head + (-1,) + tail)
+
+
 class CrossAttention(nn.Cell):
     """Decoder-to-encoder attention: Q from the decoder, fused K/V from the encoder memory."""
 
@@ -198,10 +210,12 @@ class CrossAttention(nn.Cell):
         self.out = Dense(d, d, rng, compute_dtype)
         self.attend = ScaledDotProduct(d // self.heads, config.attention_dropout_prob, compute_dtype)
 
-    def memory_kv(self, memory):
-        """Keys and values of the memory, each (batch, heads, src_len, head_dim); cached for decoding."""
+    def memory_kv(self, memory, keys_transposed: bool = False):
+        """Keys and values of the memory, each (batch, heads, src_len, head_dim), the keys (batch, heads,
+        head_dim, src_len) when ``keys_transposed`` (for ``beam_step``); cached for decoding."""
         k, v = ops.split(self.kv(memory), memory.shape[-1], axis=-1)  # 2 x (batch, src_len, d)
-        return split_heads(k, self.heads), split_heads(v, self.heads)
+        k = split_heads(k, self.heads)
+        return k.transpose(0, 1, 3, 2) if keys_transposed else k, split_heads(v, self.heads)
 
     def construct(self, x, k, v, allowed):
         q = split_heads(self.q(x), self.heads)  # (batch, heads, tgt_len, head_dim)
@@ -209,12 +223,13 @@ class CrossAttention(nn.Cell):
 
     def beam_step(self, x, beam: int, k, v, allowed, weights):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``),
-        x: (rows, 1, d), against their example's memory keys and values k, v (batch, heads, src_len,
-        head_dim), never repeated per beam: an example's beams are the query rows of one product.
+        x: (rows, 1, d), against their example's memory keys and values (``memory_kv(memory, True)``: k
+        (batch, heads, head_dim, src_len), v (batch, heads, src_len, head_dim)), never repeated per beam:
+        an example's beams are the query rows of one product.
         allowed: (batch, 1, 1, src_len); weights: ``step_weights()``. Returns (rows, 1, d)."""
         q_t, out_t = weights
         q = slot_major(self.q(x, q_t), beam, self.heads)  # (batch, heads, beam, head_dim)
-        out = self.attend(q, k, v, allowed)  # (batch, heads, beam, head_dim)
+        out = self.attend(q, k, v, allowed, keys_transposed=True)  # (batch, heads, beam, head_dim)
         return self.out(from_slot_major(out), out_t)
 
     def step_weights(self) -> tuple:

@@ -132,9 +132,10 @@ class PointerCache:
     Row ``example * beam + slot`` writes the key/value of step ``t`` into its own slot at position ``t``.
     ``ancestors`` (rows, positions) holds, for each live hypothesis and past position, the slot whose key
     is its own there: gathered by ``beam_indices`` every step (as the tokens are), -1 where nothing is
-    written yet. Positions before ``old_len`` lie in ``old`` (per layer keys and values, (batch, heads,
-    beam * old_len, head_dim) slot-major, None at first), which a step only reads; the last ``width`` in ``recent``,
-    which the step rewrites and hands back; a full window joins ``old`` and a new one opens.
+    written yet. Positions before ``old_len`` lie in ``old`` (per layer keys and values, slot-major, the
+    keys transposed: ``MassTransformer.join_window``; None at first), which a step only reads; the last
+    ``width`` in ``recent``, which the step rewrites and hands back; a full window joins ``old`` and a new
+    one opens.
     """
 
     def __init__(self, model, cross, batch: int, beam: int, max_len: int, width: int = CACHE_LENGTH_MULTIPLE):
@@ -151,8 +152,7 @@ class PointerCache:
         the ``beam_step`` arguments from ``old`` on (old, recent, cross, at, ancestors_old, ancestors_recent).
         The caller stores the step's new window in ``recent``."""
         if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
-            self.old = self.recent if self.old is None else tuple(
-                join_windows(o, r, self.beam) for o, r in zip(self.old, self.recent, strict=True))
+            self.old = self.model.join_window(self.old, self.recent, self.beam)
             self.recent, self.old_len = self.model.beam_window(self.batch, self.beam, self.width), step
         if beam_indices is not None:
             self.ancestors = self.ancestors[beam_indices]
@@ -162,14 +162,6 @@ class PointerCache:
                 Tensor(step - start, ms.int32), None if old is None else Tensor(self.ancestors[:, :start]),
                 Tensor(np.ascontiguousarray(self.ancestors[:, start:start + self.width])))
 
-
-def join_windows(old, recent, beam: int):
-    """Two pointer-cache parts (batch, heads, beam * length, head_dim), slot-major, as one: each slot's
-    positions of ``old``, then its positions of ``recent``."""
-    batch, heads, _, head_dim = old.shape
-    by_slot = (old.reshape(batch, heads, beam, -1, head_dim), recent.reshape(batch, heads, beam, -1, head_dim))
-    joined = ops.concat(by_slot, 3)
-    return joined.reshape(batch, heads, -1, head_dim)
 
 
 def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:
@@ -277,7 +269,7 @@ def _encode_function(model):
         @ms.jit
         def encode(src):
             memory, _ = model.encode(src)
-            return model.memory_mask(src), model.cross_cache(memory), model.step_weights()
+            return model.memory_mask(src), model.cross_cache(memory, keys_transposed=True), model.step_weights()
 
         _ENCODE_FUNCTIONS[model] = encode
     return _ENCODE_FUNCTIONS[model]

@@ -40,7 +40,7 @@ from mindspore import Tensor, nn, ops
 
 from config.config import resolve_compute_type
 from src.text.dictionary import MASK_ID, PAD_ID
-from src.transformer.attention import CrossAttention, SelfAttention, causal_mask
+from src.transformer.attention import CrossAttention, SelfAttention, causal_mask, join_slots
 from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul, to_compute
 
 CACHE_TENSORS_PER_LAYER = 4
@@ -194,13 +194,14 @@ class MassTransformer(nn.Cell):
             cache = cache + (ops.zeros(shape, ms.float32), ops.zeros(shape, ms.float32), cross[2 * i], cross[2 * i + 1])
         return cache
 
-    def cross_cache(self, memory):
+    def cross_cache(self, memory, keys_transposed: bool = False):
         """``(k_0, v_0, k_1, v_1, ...)``: every decoder layer's cross-attention keys and values of
-        ``memory`` (batch, src_len, d), each (batch, heads, src_len, head_dim): the part of a cache that
-        decoding never changes."""
+        ``memory`` (batch, src_len, d), each (batch, heads, src_len, head_dim), the keys (batch, heads,
+        head_dim, src_len) when ``keys_transposed`` (``beam_step``): the part of a cache that decoding
+        never changes."""
         fixed = ()
         for layer in self.decoder_layers:
-            k, v = layer.cross_attention.memory_kv(memory)
+            k, v = layer.cross_attention.memory_kv(memory, keys_transposed)
             fixed = fixed + (k.contiguous(), v.contiguous())  # a strided view passed to a jit step is copied per call
         return fixed
 
@@ -211,6 +212,19 @@ class MassTransformer(nn.Cell):
         shape = (batch, heads, beam * width, self.config.hidden_size // heads)
         return tuple(ops.zeros(shape, ms.float32) for _ in range(2 * len(self.decoder_layers)))
 
+    @staticmethod
+    def join_window(old, recent, beam: int) -> tuple:
+        """The old part of a pointer cache once the full window ``recent`` has joined ``old`` (None before
+        the first window), slot by slot: per layer the keys transposed, (batch, heads, head_dim, beam * P),
+        and the values (batch, heads, beam * P, head_dim) (``SelfAttention.beam_step``); fresh Tensors."""
+        joined = ()
+        for i in range(0, len(recent), 2):
+            keys, values = recent[i].transpose(0, 1, 3, 2), recent[i + 1]
+            if old is not None:
+                keys, values = join_slots(old[i], keys, beam, 3), join_slots(old[i + 1], values, beam, 2)
+            joined = joined + (keys.contiguous(), values.contiguous())  # a strided input is copied every call
+        return joined
+
     def beam_step(self, dec_in_ids, dec_positions, memory_mask, beam: int, old, recent, cross, at,
                   ancestors_old, ancestors_recent, weights):
         """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
@@ -219,11 +233,11 @@ class MassTransformer(nn.Cell):
 
         memory_mask: (batch, src_len), per example; old, recent: per layer (keys, values) flattened, as
         ``beam_window`` makes them (old: the past windows joined slot by slot, or None); cross:
-        ``cross_cache`` of the examples' memory (batch, not rows: an example's beams share it; see
-        ``CrossAttention.beam_step``); at: int32 scalar Tensor, the
-        window position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for
-        each hypothesis and position, the slot that holds its key there, -1 where it has none yet;
-        weights: ``step_weights()`` (the decoder layers' part; the output table is for ``logits``).
+        ``cross_cache(memory, keys_transposed=True)`` of the examples' memory (batch, not rows: an
+        example's beams share it; see ``CrossAttention.beam_step``); at: int32 scalar Tensor, the window
+        position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for each
+        hypothesis and position, the slot that holds its key there, -1 where it has none yet; weights:
+        ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
         allowed = memory_mask.astype(ms.bool_).reshape(memory_mask.shape[0], 1, 1, memory_mask.shape[1])
