@@ -76,6 +76,14 @@ def block_scores(scores: Tensor, allowed) -> Tensor:
     return ops.where(allowed, scores, ops.full_like(scores, NEG_INF))
 
 
+def score_bias(allowed, shape) -> Tensor:
+    """float32 ``shape``: 0 where ``allowed`` (broadcast to it) is True, ``NEG_INF`` elsewhere. Added to
+    scores it blocks what ``block_scores`` blocks, with the same softmax (a blocked score becomes
+    ``NEG_INF`` up to rounding, whose exponential is 0); a beam step makes it once for every layer and head
+    (a broadcasting Select in each layer cost more than an Add of equal shapes)."""
+    return ops.where(allowed, ops.zeros(shape, ms.float32), ops.full(shape, NEG_INF, dtype=ms.float32))
+
+
 class ScaledDotProduct(nn.Cell):
     def __init__(self, head_dim: int, dropout_prob: float, compute_dtype):
         super().__init__()
@@ -83,13 +91,18 @@ class ScaledDotProduct(nn.Cell):
         self.dropout = nn.Dropout(p=dropout_prob)
         self.compute_dtype = compute_dtype
 
-    def construct(self, q, k, v, allowed, keys_transposed: bool = False):
-        """q: (batch, heads, q_len, head_dim); k, v: (batch, heads, k_len, head_dim), or k (batch, heads,
-        head_dim, k_len) when ``keys_transposed`` (a beam step's layout: no transpose in the product)."""
-        scores = matmul(q * self.scale, k, self.compute_dtype, transpose_b=not keys_transposed)  # (b, h, q, k)
+    def construct(self, q, k, v, allowed):
+        """q: (batch, heads, q_len, head_dim); k, v: (batch, heads, k_len, head_dim)."""
+        scores = matmul(q * self.scale, k, self.compute_dtype, transpose_b=True)  # (b, h, q_len, k_len)
         scores = block_scores(scores, allowed)
         probs = self.dropout(ops.softmax(scores.astype(ms.float32), axis=-1))
         return matmul(probs, v, self.compute_dtype)  # (batch, heads, q_len, head_dim)
+
+    def biased(self, q, k_t, v, bias):
+        """The attention of a beam step (no dropout): keys transposed, k_t (batch, heads, head_dim, k_len),
+        and ``bias`` (``score_bias``, the full (batch, heads, q_len, k_len)) added to the scores."""
+        scores = matmul(q * self.scale, k_t, self.compute_dtype) + bias  # (batch, heads, q_len, k_len)
+        return matmul(ops.softmax(scores.astype(ms.float32), axis=-1), v, self.compute_dtype)
 
 
 class SelfAttention(nn.Cell):
@@ -122,7 +135,7 @@ class SelfAttention(nn.Cell):
         allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
         return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
 
-    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent, weights):
+    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, bias_old, bias_recent, weights):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
         a pointer cache (module docstring); x: (rows, 1, d).
 
@@ -132,8 +145,9 @@ class SelfAttention(nn.Cell):
         None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim) like old_v, this
         step's key/value written at window position ``at`` (the keys not transposed: a scatter of columns
         cost more than the transposed product saves on a window);
-        allowed_old (batch, 1, beam, beam * P), allowed_recent (batch, 1, beam, beam * W): whether the
-        hypothesis in slot q may attend to key (slot s, position j), flattened ``s * length + j``;
+        bias_old (batch, heads, beam, beam * P), bias_recent (batch, heads, beam, beam * W): ``score_bias``
+        of whether the hypothesis in slot q may attend to key (slot s, position j), flattened
+        ``s * length + j``;
         weights: ``step_weights()``. Returns ``(output (rows, 1, d), recent_k, recent_v)``.
         """
         rows, _, d = x.shape
@@ -146,13 +160,13 @@ class SelfAttention(nn.Cell):
         q = q * self.attend.scale
         dtype = self.attend.compute_dtype
         scores = matmul(q, recent_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
-        scores = block_scores(scores, allowed_recent)
+        scores = scores + bias_recent
         if old_k is None:
             probs = ops.softmax(scores.astype(ms.float32), axis=-1)
             out = matmul(probs, recent_v, dtype)  # (batch, heads, beam, head_dim)
         else:
             old_scores = matmul(q, old_k, dtype)  # (batch, heads, beam, beam * P)
-            old_scores = block_scores(old_scores, allowed_old)
+            old_scores = old_scores + bias_old
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
             old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
             out = matmul(old_probs, old_v, dtype) + matmul(recent_probs, recent_v, dtype)
@@ -221,15 +235,16 @@ class CrossAttention(nn.Cell):
         q = split_heads(self.q(x), self.heads)  # (batch, heads, tgt_len, head_dim)
         return self.out(merge_heads(self.attend(q, k, v, allowed)))
 
-    def beam_step(self, x, beam: int, k, v, allowed, weights):
+    def beam_step(self, x, beam: int, k, v, bias, weights):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``),
         x: (rows, 1, d), against their example's memory keys and values (``memory_kv(memory, True)``: k
         (batch, heads, head_dim, src_len), v (batch, heads, src_len, head_dim)), never repeated per beam:
         an example's beams are the query rows of one product.
-        allowed: (batch, 1, 1, src_len); weights: ``step_weights()``. Returns (rows, 1, d)."""
+        bias: ``score_bias`` of the memory mask, (batch, heads, beam, src_len); weights: ``step_weights()``.
+        Returns (rows, 1, d)."""
         q_t, out_t = weights
         q = slot_major(self.q(x, q_t), beam, self.heads)  # (batch, heads, beam, head_dim)
-        out = self.attend(q, k, v, allowed, keys_transposed=True)  # (batch, heads, beam, head_dim)
+        out = self.attend.biased(q, k, v, bias)  # (batch, heads, beam, head_dim)
         return self.out(from_slot_major(out), out_t)
 
     def step_weights(self) -> tuple:

@@ -75,7 +75,9 @@ class Dense(nn.Cell):
             out = _MATMUL(rows, weight_t)  # (batch * len, out)
         if self.compute_dtype != ms.float32:
             out = out.astype(ms.float32)
-        return (out + self.bias).reshape(x.shape[:-1] + (out.shape[-1],))
+        # a beam step's BiasAdd: the same sums, and twice as fast as a broadcasting Add on CPU
+        out = out + self.bias if weight_t is None else ops.bias_add(out, self.bias)
+        return out.reshape(x.shape[:-1] + (out.shape[-1],))
 
     def step_weight(self):
         """The weight as a beam step multiplies by it: (in, out), in the compute dtype (a fresh Tensor)."""

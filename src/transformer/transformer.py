@@ -40,7 +40,7 @@ from mindspore import Tensor, nn, ops
 
 from config.config import resolve_compute_type
 from src.text.dictionary import MASK_ID, PAD_ID
-from src.transformer.attention import CrossAttention, SelfAttention, causal_mask, join_slots
+from src.transformer.attention import CrossAttention, SelfAttention, causal_mask, join_slots, score_bias
 from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul, to_compute
 
 CACHE_TENSORS_PER_LAYER = 4
@@ -86,16 +86,16 @@ class DecoderLayer(nn.Cell):
         x = x + self.dropout(attended)
         return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
 
-    def beam_step(self, x, memory_allowed, beam, old, recent, cross, at, allowed_old, allowed_recent, weights):
+    def beam_step(self, x, memory_bias, beam, old, recent, cross, at, bias_old, bias_recent, weights):
         """A beam-search step over a pointer cache (``SelfAttention.beam_step``): old and recent are this
         layer's (keys, values) pairs, old None before there is an old part; weights: ``step_weights()``;
         returns (x, new recent)."""
         old_k, old_v = old if old is not None else (None, None)
         attended, recent_k, recent_v = self.self_attention.beam_step(
-            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent,
+            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, bias_old, bias_recent,
             weights[0:2])
         x = x + self.dropout(attended)
-        attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_allowed,
+        attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_bias,
                                                   weights[2:4])
         x = x + self.dropout(attended)
         return self.ffn(x, weights[4:6]), (recent_k, recent_v)
@@ -240,14 +240,17 @@ class MassTransformer(nn.Cell):
         ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
-        allowed = memory_mask.astype(ms.bool_).reshape(memory_mask.shape[0], 1, 1, memory_mask.shape[1])
-        allowed_recent = _slot_mask(ancestors_recent, beam)
-        allowed_old = _slot_mask(ancestors_old, beam) if old is not None else None
+        batch, src_len = memory_mask.shape
+        heads = self.config.num_attention_heads
+        allowed = memory_mask.astype(ms.bool_).reshape(batch, 1, 1, src_len)
+        memory_bias = score_bias(allowed, (batch, heads, beam, src_len))  # once for all layers
+        bias_recent = _slot_bias(ancestors_recent, beam, heads)
+        bias_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
         new_recent, n = (), STEP_WEIGHTS_PER_LAYER
         for i, layer in enumerate(self.decoder_layers):
-            x, pair = layer.beam_step(x, allowed, beam, old[2 * i:2 * i + 2] if old is not None else None,
-                                      recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, allowed_old,
-                                      allowed_recent, weights[n * i:n * (i + 1)])
+            x, pair = layer.beam_step(x, memory_bias, beam, old[2 * i:2 * i + 2] if old is not None else None,
+                                      recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, bias_old,
+                                      bias_recent, weights[n * i:n * (i + 1)])
             new_recent = new_recent + pair
         return self.decoder_norm(x), new_recent
 
@@ -280,13 +283,13 @@ class MassTransformer(nn.Cell):
         return weights + (to_compute(self.embedding.table.T, self.compute_dtype).contiguous(),)
 
 
-def _slot_mask(ancestors, beam: int):
-    """ancestors (rows, L) int32 -> (batch, 1, beam, beam * L) bool: hypothesis q may attend to the key
-    of slot s at position j (flattened ``s * L + j``) when its ancestor there is s."""
+def _slot_bias(ancestors, beam: int, heads: int):
+    """ancestors (rows, L) int32 -> (batch, heads, beam, beam * L) ``score_bias``: hypothesis q may attend
+    to the key of slot s at position j (flattened ``s * L + j``) when its ancestor there is s."""
     rows, length = ancestors.shape
     slots = ops.arange(beam, dtype=ms.int32).reshape(1, 1, beam, 1)
     same = ancestors.reshape(rows // beam, beam, 1, length) == slots  # (batch, q, s, L)
-    return same.reshape(rows // beam, 1, beam, beam * length)
+    return score_bias(same.reshape(rows // beam, 1, beam, beam * length), (rows // beam, heads, beam, beam * length))
 
 
 def _resolve_dtype(model_config, compute_dtype):
