@@ -163,7 +163,6 @@ class PointerCache:
                 Tensor(np.ascontiguousarray(self.ancestors[:, start:start + self.width])))
 
 
-
 def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:
     """``(rows, width)`` the tokens each row may not choose at this step: the forbidden ids, ``eos``
     where the minimum length is not reached, the tokens that would repeat an n-gram; padded with -1,
