@@ -308,7 +308,7 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
         if order is not None:
             cache = model.reorder_cache(cache, Tensor(order))
         expected, cache = model.decode(tokens, positions, memory, mask, cache)
-        got, pointer.recent = model.beam_step(tokens, positions, model.memory_mask(src), beam,
+        got, pointer.recent = model.beam_step(tokens, positions, model.memory_bias(model.memory_mask(src), beam), beam,
                                               *pointer.advance(order, step), model.step_weights())
         np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), atol=1e-5)
         # each row continues a random beam of its own example

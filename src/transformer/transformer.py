@@ -225,14 +225,21 @@ class MassTransformer(nn.Cell):
             joined = joined + (keys.contiguous(), values.contiguous())  # a strided input is copied every call
         return joined
 
-    def beam_step(self, dec_in_ids, dec_positions, memory_mask, beam: int, old, recent, cross, at,
+    def memory_bias(self, memory_mask, beam: int):
+        """``memory_mask`` (batch, src_len) as ``beam_step`` takes it: the ``score_bias`` (batch, heads, beam,
+        src_len) of every decoder layer's cross-attention, made once per search."""
+        batch, src_len = memory_mask.shape
+        allowed = memory_mask.astype(ms.bool_).reshape(batch, 1, 1, src_len)
+        return score_bias(allowed, (batch, self.config.num_attention_heads, beam, src_len))
+
+    def beam_step(self, dec_in_ids, dec_positions, memory_bias, beam: int, old, recent, cross, at,
                   ancestors_old, ancestors_recent, weights):
         """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
         ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
         window.
 
-        memory_mask: (batch, src_len), per example; old, recent: per layer (keys, values) flattened, as
-        ``beam_window`` makes them (old: the past windows joined slot by slot, or None); cross:
+        memory_bias: ``memory_bias(memory_mask, beam)``, per example; old, recent: per layer (keys, values)
+        flattened, as ``beam_window`` makes them (old: the past windows joined slot by slot, or None); cross:
         ``cross_cache(memory, keys_transposed=True)`` of the examples' memory (batch, not rows: an
         example's beams share it; see ``CrossAttention.beam_step``); at: int32 scalar Tensor, the window
         position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for each
@@ -240,10 +247,7 @@ class MassTransformer(nn.Cell):
         ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
-        batch, src_len = memory_mask.shape
         heads = self.config.num_attention_heads
-        allowed = memory_mask.astype(ms.bool_).reshape(batch, 1, 1, src_len)
-        memory_bias = score_bias(allowed, (batch, heads, beam, src_len))  # once for all layers
         bias_recent = _slot_bias(ancestors_recent, beam, heads)
         bias_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
         new_recent, n = (), STEP_WEIGHTS_PER_LAYER
