@@ -141,7 +141,9 @@ class PointerCache:
 
     def __init__(self, model, cross, batch: int, beam: int, max_len: int, width: int = CACHE_LENGTH_MULTIPLE):
         self.model, self.batch, self.beam, self.width = model, batch, beam, width
-        self.cross = cross  # the examples' cross-attention keys and values (model.cross_cache), fixed
+        # the examples' cross-attention keys and values (model.cross_cache), fixed; the parts that stay the same
+        # from step to step are wrapped for jit once (ms.mutable checks every element of a tuple it wraps)
+        self.cross = ms.mutable(tuple(cross))
         self.old, self.old_len = None, 0
         self.recent = self.empty = empty_window(model, batch, beam, width)
         rows = batch * beam
@@ -153,13 +155,13 @@ class PointerCache:
         the ``beam_step`` arguments from ``old`` on (old, recent, cross, at, ancestors_old, ancestors_recent).
         The caller stores the step's new window in ``recent``."""
         if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
-            self.old = self.model.join_window(self.old, self.recent, self.beam)
+            self.old = ms.mutable(self.model.join_window(self.old, self.recent, self.beam))
             self.recent, self.old_len = self.empty, step
         if beam_indices is not None:
             self.ancestors = self.ancestors[beam_indices]
         self.ancestors[:, step] = self.slot
         old, start = self.old, self.old_len
-        return (None if old is None else ms.mutable(old), ms.mutable(self.recent), ms.mutable(self.cross),
+        return (old, ms.mutable(self.recent), self.cross,
                 Tensor(step - start, ms.int32), None if old is None else Tensor(self.ancestors[:, :start]),
                 Tensor(np.ascontiguousarray(self.ancestors[:, start:start + self.width])))
 
