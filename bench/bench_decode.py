@@ -34,38 +34,14 @@ The last line compares the forced-length rows: ours vs HF generate (speed ratio,
 import argparse
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.decode_inputs import BEAM, BOS, EOS, STEPS, VOCAB, hashed_ids, read_lines  # noqa: E402
 from bench.machine import describe  # noqa: E402
-
-GIGA = ROOT.parent / "shared" / "data" / "gigaword" / "Giga" / "input.txt"
-VOCAB = 10000
-NUM_SPECIALS = 5
-STEPS = 64
-BEAM = 4
-EOS = 2
-BOS = 1
-
-
-def read_lines(n):
-    if GIGA.is_file():
-        with open(GIGA, encoding="utf-8") as handle:
-            lines = [line.strip() for _, line in zip(range(n), handle, strict=False)]
-        return lines, str(GIGA)
-    print(f"{GIGA} not found: using {n} generated sentences instead")
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(3000)]
-    return [" ".join(rng.choice(words, size=rng.integers(15, 40))) for _ in range(n)], "generated"
-
-
-def hashed_ids(line, max_len):
-    ids = [NUM_SPECIALS + zlib.crc32(w.encode("utf-8")) % (VOCAB - NUM_SPECIALS) for w in line.split()]
-    return np.array(ids[: max_len - 1] + [EOS], dtype=np.int32)
 
 
 def batches(sequences, batch_size):

@@ -49,7 +49,7 @@ def main(argv=None):
         print(f"error: {root}: not a checkout of this toolkit (no src/transformer/generator.py)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(HERE))
-    from bench.bench_decode import BEAM, STEPS, VOCAB, hashed_ids, read_lines
+    from bench.decode_inputs import BEAM, STEPS, VOCAB, hashed_ids, read_lines
     from bench.machine import describe
 
     sys.path.insert(0, str(root))  # the checkout's own src/ and config/ from here on
