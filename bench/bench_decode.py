@@ -40,16 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.decode_inputs import BEAM, BOS, EOS, STEPS, VOCAB, hashed_ids, read_lines  # noqa: E402
+from bench.decode_inputs import BEAM, BOS, EOS, STEPS, VOCAB, batches, hashed_ids, read_lines  # noqa: E402
 from bench.machine import describe  # noqa: E402
-
-
-def batches(sequences, batch_size):
-    from src.dataset.batching import pad_batch
-
-    for start in range(0, len(sequences), batch_size):
-        (padded,) = pad_batch([sequences[start:start + batch_size]], multiple=8)
-        yield padded
 
 
 def uncached_decoder(model):

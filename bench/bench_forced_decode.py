@@ -18,23 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parents[1]
-
-
-def padded_batches(sequences, batch_size: int, multiple: int = 8) -> list:
-    """bench_decode's batches, padded here with ``<pad>`` = 0 to a multiple of 8 (older checkouts keep their
-    padding helper elsewhere)."""
-    out = []
-    for start in range(0, len(sequences), batch_size):
-        chunk = sequences[start:start + batch_size]
-        width = -(-max(len(s) for s in chunk) // multiple) * multiple
-        batch = np.zeros((len(chunk), width), dtype=np.int32)
-        for row, seq in enumerate(chunk):
-            batch[row, :len(seq)] = seq
-        out.append(batch)
-    return out
 
 
 def main(argv=None):
@@ -49,7 +33,8 @@ def main(argv=None):
         print(f"error: {root}: not a checkout of this toolkit (no src/transformer/generator.py)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(HERE))
-    from bench.decode_inputs import BEAM, STEPS, VOCAB, hashed_ids, read_lines
+    # this checkout's input helpers (the same inputs for every checkout timed), imported before the switch
+    from bench.decode_inputs import BEAM, STEPS, VOCAB, batches, hashed_ids, read_lines
     from bench.machine import describe
 
     sys.path.insert(0, str(root))  # the checkout's own src/ and config/ from here on
@@ -65,7 +50,7 @@ def main(argv=None):
     model = MassTransformer(cfg.model_config)
     model.set_train(False)
     lines, source = read_lines(args.lines)
-    data = padded_batches([hashed_ids(line, cfg.dataset_config.max_len) for line in lines], args.batch_size)
+    data = list(batches([hashed_ids(line, cfg.dataset_config.max_len) for line in lines], args.batch_size))
     print(describe())
     print(f"{root}: {len(lines)} sentences from {source}, batch {args.batch_size}, beam {BEAM}, forced to {STEPS}")
 

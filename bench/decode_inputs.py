@@ -1,10 +1,12 @@
 """The decoding benchmarks' inputs: Gigaword test articles (or generated sentences) as hashed ids, and the
-search's shape (bench_decode.py, bench_forced_decode.py)."""
+search's shape (bench_decode.py, bench_forced_decode.py). Import it with the repository root on sys.path."""
 
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from src.dataset.batching import pad_batch
 
 GIGA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gigaword" / "Giga" / "input.txt"
 VOCAB = 10000
@@ -29,3 +31,10 @@ def read_lines(n):
 def hashed_ids(line, max_len):
     ids = [NUM_SPECIALS + zlib.crc32(w.encode("utf-8")) % (VOCAB - NUM_SPECIALS) for w in line.split()]
     return np.array(ids[: max_len - 1] + [EOS], dtype=np.int32)
+
+
+def batches(sequences, batch_size):
+    """The sequences in order, ``batch_size`` at a time, each batch padded to a multiple of 8."""
+    for start in range(0, len(sequences), batch_size):
+        (padded,) = pad_batch([sequences[start:start + batch_size]], multiple=8)
+        yield padded
