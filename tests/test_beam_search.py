@@ -6,7 +6,14 @@ import pytest
 from mindspore import Tensor, ops
 
 from src.dataset.batching import cut_batch
-from src.transformer.beam_search import Hypothesis, StepConstraints, beam_search, length_normalizer
+from src.transformer.beam_search import (
+    Hypothesis,
+    StepConstraints,
+    beam_search,
+    length_normalizer,
+    row_candidates,
+    stream_beam_search,
+)
 from src.transformer.decoding_constraints import (
     apply_constraints,
     forbid_tokens,
@@ -15,7 +22,14 @@ from src.transformer.decoding_constraints import (
     no_repeat_ngram,
     repeated_ngram_tokens,
 )
-from src.transformer.generator import PointerCache, banned_scatter, banned_tokens, blocked_topk, generate
+from src.transformer.generator import (
+    PointerCache,
+    banned_scatter,
+    banned_tokens,
+    blocked_topk,
+    generate,
+    generate_stream,
+)
 from src.transformer.transformer import MassTransformer
 
 BOS, EOS = 1, 2
@@ -175,6 +189,54 @@ def test_batch_equals_single_examples():
         assert_same(batched[example], got, atol=0)
 
 
+class StreamTable:
+    """``PrefixTable``'s log-probs for ``stream_beam_search``: each slot's rows decode the example that last
+    entered it (``refill``), following ``beam_indices``; a row at position 0 starts an empty prefix. The
+    constraints of ``rules`` are applied here, on the whole distribution, then each row's ``k`` best kept."""
+
+    def __init__(self, table, batch, beam):
+        self.table, self.beam = table, beam
+        self.slot_example = np.zeros(batch, dtype=int)
+        self.prefixes = [()] * (batch * beam)
+        self.entered = []  # (step, examples) of each refill
+
+    def refill(self, slots, examples):
+        self.slot_example[slots] = examples
+        self.entered.append(examples.tolist())
+
+    def topk_fn(self, last, beam_indices, positions, k, rules):
+        rows = len(last)
+        self.prefixes = [() if positions[r] == 0 else self.prefixes[beam_indices[r]] + (int(last[r]),)
+                         for r in range(rows)]
+        log_probs = np.stack([self.table.log_probs(self.slot_example[r // self.beam], p)
+                              for r, p in enumerate(self.prefixes)])
+        log_probs[:, list(rules.forbid)] = -np.inf
+        log_probs[rules.eos_blocked, rules.eos] = -np.inf
+        if rules.banned is not None:
+            rows_banned, columns = np.nonzero(rules.banned >= 0)
+            log_probs[rows_banned, rules.banned[rows_banned, columns]] = -np.inf
+        return row_candidates(log_probs, k)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 9])
+def test_stream_search_equals_single_examples(batch):
+    """Seven examples of different lengths through ``batch`` slots (fewer, and more, than the examples):
+    each example's hypotheses are those of ``beam_search`` on it alone."""
+    max_len, min_len = np.array([5, 3, 6, 2, 7, 4, 5]), np.array([0, 1, 2, 0, 3, 0, 1])
+    options = dict(beam_size=3, bos=BOS, eos=EOS, length_penalty=1.0, no_repeat_ngram_size=2, n_best=2, forbid=(0,))
+    stream = StreamTable(PrefixTable(vocab=6, beam_size=3, examples=[0], seed=11, eos_bonus=1.0), batch, 3)
+    done = []
+    got = stream_beam_search(stream.topk_fn, 7, batch_size=batch, max_len=max_len, min_len=min_len,
+                             refill_fn=stream.refill, on_done=done.append, **options)
+    assert sorted(done) == list(range(7)) and sum(stream.entered, []) == list(range(7))
+    if batch < 7:
+        assert len(stream.entered) > 1  # slots were refilled
+    for example in range(7):
+        single = PrefixTable(vocab=6, beam_size=3, examples=[example], seed=11, eos_bonus=1.0)
+        (expected,) = beam_search(single.step_fn, 1, max_len=max_len[example], min_len=min_len[example], **options)
+        assert_same(got[example], expected, atol=0)
+
+
 def test_no_repeat_ngram_in_search():
     table = PrefixTable(vocab=4, beam_size=4, examples=[0, 1, 2, 3], seed=5)
     got = beam_search(table.step_fn, 4, beam_size=4, bos=BOS, eos=EOS, max_len=7, no_repeat_ngram_size=1,
@@ -315,6 +377,38 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
         order = (np.arange(rows) // beam * beam + rng.integers(0, beam, size=rows)).astype(np.int32)
     keys, values = pointer.old[0], pointer.old[1]  # the keys transposed
     assert pointer.old_len == 18 and keys.shape[3] == values.shape[2] == 3 * 18
+
+
+@pytest.mark.parametrize("batch_size", [3, 8])
+def test_generate_stream_equals_generate(eval_model, batch_size):
+    """Seven sources of different lengths (so different decode lengths: max_len_a) through 3 slots (refilled
+    as examples stop; the cache's old part shifts every 16 global steps) or 8 (one slot stays empty): each
+    source's hypotheses are those of ``generate`` on it alone."""
+    rng = np.random.default_rng(4)
+    sources = [np.r_[rng.integers(5, 50, size=n), EOS].astype(np.int32) for n in [3, 9, 5, 14, 2, 7, 11]]
+    options = dict(beam_size=3, max_len_a=2.0, max_len_b=3, min_len=1, length_penalty=1.0, n_best=2,
+                   no_repeat_ngram_size=2)
+    done = []
+    got = generate_stream(eval_model, sources, batch_size=batch_size, on_done=done.append, **options)
+    assert sorted(done) == list(range(7))
+    for source, hyps in zip(sources, got, strict=True):
+        (expected,) = generate(eval_model, source[None], **options)
+        assert_same(hyps, expected, atol=1e-4)
+    assert max(len(h.tokens) for h in got[3]) == 2 * 15 + 3  # the longest decode ran to its limit
+    assert generate_stream(eval_model, [], batch_size=batch_size, **options) == []
+
+
+def test_generate_stream_of_short_decodes_replaces_a_one_window_old_part(eval_model):
+    """Decodes of at most 5 tokens keep one window of past positions (``past_length``): eight sources
+    through one slot run past 16 global steps, so each full window replaces the whole old part."""
+    rng = np.random.default_rng(7)
+    sources = [np.r_[rng.integers(5, 50, size=n), EOS].astype(np.int32) for n in [4, 6, 3, 8, 5, 2, 7, 4]]
+    options = dict(beam_size=2, max_len_a=0.0, max_len_b=5, min_len=4, length_penalty=1.0, n_best=1)
+    got = generate_stream(eval_model, sources, batch_size=1, **options)
+    for source, hyps in zip(sources, got, strict=True):
+        (expected,) = generate(eval_model, source[None], **options)
+        assert_same(hyps, expected, atol=1e-4)
+    assert sum(len(hyps[0].tokens) for hyps in got) > 16 + 5
 
 
 @pytest.mark.parametrize("no_repeat", [0, 1, 2])

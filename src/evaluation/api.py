@@ -109,6 +109,17 @@ class MassGenerator:
             out.extend(generate(self.model, np.asarray(src_ids), **options))
         return out
 
+    def hypotheses_stream(self, sources, on_done=None, batch_size=None, **decode_overrides) -> list:
+        """Beam search over ``sources`` (1-D id arrays, unpadded) through ``batch_size`` (default:
+        ``dataset_config.batch_size``) example slots, each refilled as its example stops
+        (``generate_stream``); per source, in input order, its n-best list. ``on_done(index)`` as each
+        source's search ends."""
+        from src.transformer.generator import generate_stream
+
+        options = self.decode_options(**decode_overrides)
+        return generate_stream(self.model, sources, batch_size=batch_size or self.config.dataset_config.batch_size,
+                               on_done=on_done, **options)
+
     def ids_to_text(self, tokens, detokenized=True) -> str:
         """Generated ids -> text: cut at ``</s>``, BPE removed, detokenized (or, with ``detokenized=False``,
         left as space-separated tokens, to compare with tokenized references)."""
@@ -131,18 +142,11 @@ class MassGenerator:
         return self.vocab.encode_line(line)
 
     def generate(self, raw_strings, beam_size=None, batch_size=None, **decode_overrides) -> list[str]:
-        """One generated string (the best hypothesis) per raw input string, in input order."""
-        raw_strings = list(raw_strings)
+        """One generated string (the best hypothesis) per raw input string, in input order, decoded through
+        ``batch_size`` (default: ``dataset_config.batch_size``) example slots (``hypotheses_stream``)."""
         sequences = [self.encode(s) for s in raw_strings]
-        batch_size = batch_size or self.config.dataset_config.batch_size
-        results: list = [None] * len(sequences)
-        from src.dataset.batching import batch_ids
-
-        for chosen, padded in batch_ids(sequences, batch_size, fill=True):
-            hyps = self.hypotheses_for_ids([padded], beam_size=beam_size, **decode_overrides)
-            for i, nbest in zip(chosen, hyps[:len(chosen)], strict=True):  # the rest: fill (batch_ids)
-                results[i] = self.ids_to_text(nbest[0].tokens)
-        return results
+        hyps = self.hypotheses_stream(sequences, batch_size=batch_size, beam_size=beam_size, **decode_overrides)
+        return [self.ids_to_text(nbest[0].tokens) for nbest in hyps]
 
 
 def build_model(cfg, vocab_size: int, weights: dict, source):

@@ -209,18 +209,19 @@ def read_references(path, from_bpe: bool, detokenized=True) -> list[str]:
     return [detokenize(strip_bpe(line).split()) if detokenized else strip_bpe(line) for line in lines]
 
 
-def decode_all(gen, sources, batch_size, detokenized=True) -> list[str]:
-    """Best hypothesis text per source, in source order (batches sorted by length)."""
-    from src.dataset.batching import batch_ids
+def decode_all(gen, sources, detokenized=True) -> list[str]:
+    """Best hypothesis text per source, in source order (``Generator.hypotheses_stream``: every decoder step
+    works on ``batch_size`` examples still searching)."""
+    start, every = time.time(), max(1, len(sources) // 20)
+    done = 0
 
-    texts = [""] * len(sources)
-    done, start = 0, time.time()
-    for chosen, padded in batch_ids(sources, batch_size, fill=True):
-        for i, nbest in zip(chosen, gen.hypotheses_for_ids([padded])[:len(chosen)], strict=True):  # rest: fill
-            texts[i] = gen.ids_to_text(nbest[0].tokens, detokenized)
-        done += len(chosen)
-        logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
-    return texts
+    def progress(_):
+        nonlocal done
+        done += 1
+        if done % every == 0 or done == len(sources):
+            logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
+
+    return [gen.ids_to_text(nbest[0].tokens, detokenized) for nbest in gen.hypotheses_stream(sources, progress)]
 
 
 def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
@@ -236,7 +237,7 @@ def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
     if len(references) != len(sources):
         raise UserError(f"{ref_path}: {len(references)} references for {len(sources)} test sources")
     start = time.time()
-    hypotheses = decode_all(gen, sources, gen.config.dataset_config.batch_size, detokenized)
+    hypotheses = decode_all(gen, sources, detokenized)
     seconds = time.time() - start
     output = Path(args.output)
     with atomic_open(output) as handle:

@@ -78,19 +78,15 @@ class RougeValidator:
 
     def __call__(self, network) -> dict:
         """Beam-search the sources with ``network`` (switched to eval mode and back); ROUGE x100."""
-        from src.dataset.batching import batch_ids
         from src.evaluation.rouge_score import rouge
-        from src.transformer.generator import generate
+        from src.transformer.generator import generate_stream
 
         was_training = network.training
         network.set_train(False)
         start = time.perf_counter()
-        hypotheses = [""] * len(self.sources)
         try:
-            for chosen, padded in batch_ids(self.sources, self.batch_size, fill=True):
-                nbests = generate(network, padded, **self.options)[:len(chosen)]  # the rest: fill (batch_ids)
-                for i, nbest in zip(chosen, nbests, strict=True):
-                    hypotheses[i] = self.words(nbest[0].tokens)
+            nbests = generate_stream(network, self.sources, batch_size=self.batch_size, **self.options)
+            hypotheses = [self.words(nbest[0].tokens) for nbest in nbests]
         finally:
             network.set_train(was_training)
         scores = rouge(hypotheses, self.references, stem=True)

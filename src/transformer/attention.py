@@ -212,6 +212,14 @@ def join_slots(old: Tensor, new: Tensor, beam: int, axis: int) -> Tensor:
     return ops.concat(by_slot, axis + 1).reshape(head + (-1,) + tail)
 
 
+def drop_slot_positions(part: Tensor, beam: int, axis: int, count: int) -> Tensor:
+    """A pointer-cache part, slot-major along ``axis``, without each slot's first ``count`` positions."""
+    head, tail = part.shape[:axis], part.shape[axis + 1:]
+    by_slot = part.reshape(head + (beam, -1) + tail)
+    length = by_slot.shape[axis + 1]
+    return ops.narrow(by_slot, axis + 1, count, length - count).reshape(head + (-1,) + tail)
+
+
 class CrossAttention(nn.Cell):
     """Decoder-to-encoder attention: Q from the decoder, fused K/V from the encoder memory."""
 

@@ -111,40 +111,166 @@ def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos:
         raise ValueError("give exactly one of step_fn and topk_fn")
     if topk_fn is not None and constraints:
         raise ValueError("custom constraints need the full distribution: give step_fn, not topk_fn")
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best must lie in [1, beam_size={beam_size}], got {n_best}")
-    max_len = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (batch_size,))  # (batch,)
-    if max_len.min(initial=1) < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len.min()}")
-    alpha, kind = length_penalty, length_penalty_type
-    rows = batch_size * beam_size
-    row_example = np.repeat(np.arange(batch_size), beam_size)  # (rows,): the example of each row
-    all_constraints = _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size)
-    all_constraints += list(constraints or [])
-    row_min_len = np.broadcast_to(np.asarray(min_len), (batch_size,))[row_example]  # (rows,)
+    max_len = _lengths(max_len, batch_size)
+    state = BeamBatch(batch_size, beam_size, bos=bos, eos=eos, max_len=int(max_len.max()),
+                      length_penalty=length_penalty, length_penalty_type=length_penalty_type,
+                      no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid)
+    state.start(np.arange(batch_size), max_len, np.broadcast_to(np.asarray(min_len), (batch_size,)))
+    if step_fn is not None:
+        row_example = np.repeat(np.arange(batch_size), beam_size)  # (rows,): the example of each row
+        all_constraints = _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size)
+        all_constraints += list(constraints or [])
 
-    # Only beam 0 of each example is live at first: the others would duplicate it.
-    scores = np.full((batch_size, beam_size), -np.inf)
-    scores[:, 0] = 0.0
-    scores = scores.reshape(rows)  # (rows,) summed log-probs, -inf for a dead row
-    tokens = np.zeros((rows, 0), dtype=np.int64)  # (rows, step)
-    last = np.full(rows, bos, dtype=np.int64)  # (rows,)
-    beam_indices = None
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
-    done = np.zeros(batch_size, dtype=bool)
-
-    for step in range(int(max_len.max())):
+    for step in range(int(max_len.max())):  # every example is at this step
         if topk_fn is not None:
-            banned = repeated_ngram_tokens(tokens, no_repeat_ngram_size, step) if no_repeat_ngram_size else None
-            rules = StepConstraints(tuple(forbid), eos, step < row_min_len, banned)
-            cand = topk_fn(last, beam_indices, step, 2 * beam_size, rules)
+            cand = topk_fn(state.last, state.beam_indices, step, 2 * beam_size, state.rules())
         else:
-            log_probs = np.asarray(step_fn(last, beam_indices, step), dtype=np.float64)  # (rows, vocab)
-            log_probs = apply_constraints(all_constraints, tokens, log_probs, step)
+            log_probs = np.asarray(step_fn(state.last, state.beam_indices, step), dtype=np.float64)  # (rows, vocab)
+            log_probs = apply_constraints(all_constraints, state.tokens[:, :step], log_probs, step)
             cand = row_candidates(log_probs, 2 * beam_size)
+        state.advance(cand)
+        if state.done.all():
+            break
+
+    return [state.result(example) for example in range(batch_size)]
+
+
+RefillFn = Callable[[np.ndarray, np.ndarray], None]
+
+
+def stream_beam_search(topk_fn: TopKFn, count: int, *, batch_size: int, beam_size: int, bos: int, eos: int,
+                       max_len, min_len=0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
+                       no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = (0, 4),
+                       refill_fn: RefillFn | None = None,
+                       on_done: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
+    """``beam_search`` of ``count`` examples through ``batch_size`` example slots, each example entering a
+    slot as soon as one is free (its example stopped), so that the rows a step computes belong to examples
+    still searching. Examples enter in order (0, 1, ...); each example's hypotheses are those of
+    ``beam_search`` on it alone.
+
+    Slots are at different steps: ``topk_fn(last, beam_indices, positions, k, rules)`` gets ``positions``
+    (rows,) int, each row's step (the position of the token it decodes), instead of one step; a row of a
+    slot that just received an example has ``bos`` as its last token and itself as its beam index (a row
+    of an empty slot too, its candidates unused). ``refill_fn(slots, examples)`` is called before the step
+    at which ``examples`` enter ``slots`` (both (n,) int arrays), for the caller to bring its per-example
+    state there (memory, cache); ``on_done(example)`` is called as an example's search ends. ``max_len`` and
+    ``min_len``: ints or ``(count,)`` arrays.
+    """
+    max_len = _lengths(max_len, count)
+    min_len = np.broadcast_to(np.asarray(min_len), (count,))
+    state = BeamBatch(batch_size, beam_size, bos=bos, eos=eos, max_len=int(max_len.max(initial=1)),
+                      length_penalty=length_penalty, length_penalty_type=length_penalty_type,
+                      no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid)
+    results: list[list[Hypothesis]] = [[] for _ in range(count)]
+    owner = np.full(batch_size, -1)  # (batch,): the example in each slot, -1 for none
+    waiting = 0  # the next example to enter
+    while True:
+        free = np.flatnonzero(state.done)[:count - waiting]
+        if len(free):
+            examples = np.arange(waiting, waiting + len(free))
+            if refill_fn is not None:
+                refill_fn(free, examples)
+            state.start(free, max_len[examples], min_len[examples])
+            owner[free], waiting = examples, waiting + len(free)
+        if state.done.all():
+            return results
+        cand = topk_fn(state.last, state.beam_indices, state.row_steps(), 2 * beam_size, state.rules())
+        for slot in state.advance(cand):
+            example = int(owner[slot])
+            results[example], owner[slot] = state.result(slot), -1
+            if on_done is not None:
+                on_done(example)
+
+
+class BeamBatch:
+    """The search state of ``batch_size`` example slots of ``beam_size`` rows each (``row = slot * beam + k``),
+    each slot at its own step: ``start`` puts examples in slots, ``rules`` and ``advance`` make one step of
+    every slot (the rules of the module docstring), ``result`` reads a stopped example's hypotheses.
+
+    A slot without a (searching) example is ``done``: its rows are dead (score -inf), their candidates
+    ignored. ``last`` (rows,) are the tokens to decode next, ``beam_indices`` (rows,) the row each row
+    continues (None before the first step), ``tokens`` (rows, max_len) the hypotheses (a row's first
+    ``steps`` of its slot).
+    """
+
+    def __init__(self, batch_size: int, beam_size: int, *, bos: int, eos: int, max_len: int,
+                 length_penalty: float = 1.0, length_penalty_type: str = "gnmt", no_repeat_ngram_size: int = 0,
+                 n_best: int = 1, forbid: Sequence[int] = (0, 4)):
+        if not 1 <= n_best <= beam_size:
+            raise ValueError(f"n_best must lie in [1, beam_size={beam_size}], got {n_best}")
+        length_normalizer(1, length_penalty, length_penalty_type)  # checks the kind
+        self.batch, self.beam, self.bos, self.eos, self.n_best = batch_size, beam_size, bos, eos, n_best
+        self.alpha, self.kind = length_penalty, length_penalty_type
+        self.ngram, self.forbid = no_repeat_ngram_size, forbid
+        rows = batch_size * beam_size
+        self.scores = np.full(rows, -np.inf)  # (rows,) summed log-probs, -inf for a dead row
+        self.last = np.full(rows, eos, dtype=np.int64)  # (rows,)
+        self.tokens = np.zeros((rows, max_len), dtype=np.int64)  # (rows, max_len)
+        self.beam_indices = None
+        self.steps = np.zeros(batch_size, dtype=np.int64)  # (batch,) tokens generated per slot
+        self.max_len = np.ones(batch_size, dtype=np.int64)
+        self.min_len = np.zeros(batch_size, dtype=np.int64)
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+        self.done = np.ones(batch_size, dtype=bool)
+
+    def start(self, slots: np.ndarray, max_len: np.ndarray, min_len: np.ndarray):
+        """Put new examples in ``slots`` (n,), at most ``max_len`` (n,) tokens each, at least ``min_len``
+        before ``eos``."""
+        if np.min(max_len, initial=1) < 1:
+            raise ValueError(f"max_len must be >= 1, got {np.min(max_len)}")
+        if np.max(max_len, initial=0) > self.tokens.shape[1]:
+            raise ValueError(f"max_len {np.max(max_len)} exceeds the search's {self.tokens.shape[1]}")
+        rows = (np.asarray(slots)[:, None] * self.beam + np.arange(self.beam)).reshape(-1)  # (n * beam,)
+        # only beam 0 of an example is live at first: the others would duplicate it
+        self.scores[rows] = np.tile(np.r_[0.0, np.full(self.beam - 1, -np.inf)], len(slots))
+        self.last[rows] = self.bos
+        if self.beam_indices is not None:
+            self.beam_indices[rows] = rows
+        self.steps[slots], self.max_len[slots], self.min_len[slots] = 0, max_len, min_len
+        for slot in slots:
+            self.finished[slot] = []
+        self.done[slots] = False
+
+    def row_steps(self) -> np.ndarray:
+        """(rows,) the step of each row's slot: the position of the token it decodes next."""
+        return np.repeat(self.steps, self.beam)
+
+    def rules(self) -> StepConstraints:
+        """What the next step must forbid (``StepConstraints``), per row."""
+        row_steps = self.row_steps()
+        eos_blocked = row_steps < np.repeat(self.min_len, self.beam)
+        return StepConstraints(tuple(self.forbid), self.eos, eos_blocked, self._banned_ngrams(row_steps))
+
+    def _banned_ngrams(self, row_steps):
+        """``repeated_ngram_tokens`` of every row, at its own step (None when no row has any)."""
+        if not self.ngram:
+            return None
+        parts = []
+        for step in np.unique(row_steps):
+            rows = np.flatnonzero(row_steps == step)
+            every = len(rows) == len(row_steps)
+            banned = repeated_ngram_tokens(self.tokens[:, :step] if every else self.tokens[rows, :step],
+                                           self.ngram, int(step))
+            if banned is not None:
+                parts.append((rows, banned))
+        if not parts:
+            return None
+        if len(parts) == 1 and len(parts[0][0]) == len(row_steps):
+            return parts[0][1]
+        merged = np.full((len(row_steps), max(b.shape[1] for _, b in parts)), -1, dtype=np.int64)
+        for rows, banned in parts:
+            merged[rows, :banned.shape[1]] = banned
+        return merged
+
+    def advance(self, cand: Candidates) -> np.ndarray:
+        """One step of every searching slot from each row's candidates (rows, k); returns the slots whose
+        example stopped at this step (``done`` from now on)."""
+        batch_size, beam_size, eos = self.batch, self.beam, self.eos
+        rows = batch_size * beam_size
         k = cand.tokens.shape[1]
         # (batch, beam * k): every row's candidates with the row's summed log-prob
-        values = (scores[:, None] + np.asarray(cand.log_probs, dtype=np.float64)).reshape(batch_size, beam_size * k)
+        values = self.scores[:, None] + np.asarray(cand.log_probs, dtype=np.float64)
+        values = values.reshape(batch_size, beam_size * k)
         cand_tokens = np.asarray(cand.tokens, dtype=np.int64).reshape(batch_size, beam_size * k)
         beam_of = np.repeat(np.arange(beam_size), k)[None, :]  # (1, beam * k): the candidate's beam
         # by summed log-prob, then (beam, token): the order of the flat (beam * vocab) index
@@ -154,33 +280,44 @@ def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos:
         parent = np.arange(batch_size)[:, None] * beam_size + order // k  # (batch, 2 * beam) rows
         token = np.take_along_axis(cand_tokens, order, axis=1)  # (batch, 2 * beam)
 
-        usable = np.isfinite(top_scores) & ~done[:, None]  # (batch, 2 * beam)
-        at_limit = (step + 1 >= max_len)[:, None]  # (batch, 1): this token is the last allowed
+        was_done = self.done.copy()
+        usable = np.isfinite(top_scores) & ~was_done[:, None]  # (batch, 2 * beam)
+        at_limit = (self.steps + 1 >= self.max_len)[:, None]  # (batch, 1): this token is the last allowed
         rank = np.arange(order.shape[1])[None, :]  # (1, 2 * beam)
         ends = usable & (rank < beam_size) & ((token == eos) | at_limit)
-        for example, k in zip(*np.nonzero(ends), strict=True):
-            sequence = tokens[parent[example, k]].tolist() + [int(token[example, k])]
-            total = float(top_scores[example, k])
-            score = total / float(length_normalizer(len(sequence), alpha, kind))
-            finished[example].append(Hypothesis(sequence, score, total))
+        for example, j in zip(*np.nonzero(ends), strict=True):
+            sequence = self.tokens[parent[example, j], :self.steps[example]].tolist() + [int(token[example, j])]
+            total = float(top_scores[example, j])
+            score = total / float(length_normalizer(len(sequence), self.alpha, self.kind))
+            self.finished[example].append(Hypothesis(sequence, score, total))
 
         # The first beam_size continuing candidates of each example become the live beams.
         continues = usable & (token != eos) & ~at_limit  # (batch, 2 * beam)
         chosen = np.argsort(~continues, axis=1, kind="stable")[:, :beam_size]  # (batch, beam)
         live = np.take_along_axis(continues, chosen, axis=1)  # (batch, beam)
         own_row = np.arange(rows).reshape(batch_size, beam_size)  # a dead row points at itself
-        beam_indices = np.where(live, np.take_along_axis(parent, chosen, axis=1), own_row).reshape(rows)
-        last = np.where(live, np.take_along_axis(token, chosen, axis=1), eos).reshape(rows)  # (rows,)
+        self.beam_indices = np.where(live, np.take_along_axis(parent, chosen, axis=1), own_row).reshape(rows)
+        self.last = np.where(live, np.take_along_axis(token, chosen, axis=1), eos).reshape(rows)  # (rows,)
         scores = np.where(live, np.take_along_axis(top_scores, chosen, axis=1), -np.inf).reshape(rows)
-        tokens = np.concatenate([tokens[beam_indices], last[:, None]], axis=1)  # (rows, step + 1)
+        self.tokens = self.tokens[self.beam_indices]
+        self.tokens[np.arange(rows), self.row_steps()] = self.last  # (rows, max_len)
 
-        done |= _stopped(finished, scores.reshape(batch_size, beam_size), step + 1, max_len,
-                         beam_size=beam_size, n_best=n_best, alpha=alpha, kind=kind)
-        scores = np.where(np.repeat(done, beam_size), -np.inf, scores)  # (rows,)
-        if done.all():
-            break
+        self.done |= _stopped(self.finished, scores.reshape(batch_size, beam_size), self.steps + 1, self.max_len,
+                              beam_size=beam_size, n_best=self.n_best, alpha=self.alpha, kind=self.kind)
+        self.scores = np.where(np.repeat(self.done, beam_size), -np.inf, scores)  # (rows,)
+        self.steps += ~self.done  # a stopped slot stays at its last step (a position its rows may still decode)
+        return np.flatnonzero(self.done & ~was_done)
 
-    return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]  # stable: ties by age
+    def result(self, slot: int) -> list[Hypothesis]:
+        """The ``n_best`` hypotheses of the example in ``slot``, best first (ties: the earlier)."""
+        return sorted(self.finished[slot], key=lambda h: -h.score)[:self.n_best]  # stable: ties by age
+
+
+def _lengths(max_len, count: int) -> np.ndarray:
+    max_len = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (count,))  # (count,)
+    if max_len.min(initial=1) < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len.min()}")
+    return max_len
 
 
 def _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size) -> list[Constraint]:

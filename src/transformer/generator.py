@@ -21,9 +21,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, ops
 
-from src.dataset.batching import cut_batch, pad_width, round_up
+from src.dataset.batching import cut, cut_batch, pad_batch, pad_width, round_up
 from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
-from src.transformer.beam_search import Candidates, Hypothesis, StepConstraints, beam_search
+from src.transformer.beam_search import Candidates, Hypothesis, StepConstraints, beam_search, stream_beam_search
 
 # sources are padded to few widths, each compiled once (an encoder graph and a step graph per cache length):
 # 64 holds every source of the default max_len in one width (eval.py on the Gigaword test: 147 s instead of
@@ -34,6 +34,8 @@ CACHE_LENGTH_MULTIPLE = 16
 _STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ENCODE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _EMPTY_WINDOWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_REFILL_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHIFT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # decode_config key -> generate() argument: the one mapping between the config and the search
 DECODE_ARGS = {
@@ -128,6 +130,143 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
                        min_len=min_len, length_penalty=length_penalty, length_penalty_type=length_penalty_type,
                        no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid,
                        topk_fn=search.get("topk_fn"))
+
+
+def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_a: float, max_len_b: int,
+                    min_len: int = 0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
+                    no_repeat_ngram_size: int = 0, n_best: int = 1, on_done=None) -> list[list[Hypothesis]]:
+    """``generate`` of every source in ``sources`` (1-D id arrays, unpadded), through ``batch_size`` example
+    slots: an example enters a slot as soon as the slot's example stops (``stream_beam_search``), so a
+    step computes few rows of examples that stopped (in a batch decode, most of them: the batch runs as long
+    as its longest example). Per source, in input order, the hypotheses of ``generate`` on it (up to
+    rounding: a step attends over more, masked, cache positions).
+
+    Every step graph has one shape: sources are padded to one width, and the cache (``StreamCache``) is a
+    fixed number of past positions in global time, each example's own positions found by its ancestors.
+    ``on_done(example)`` is called as each example's search ends.
+    """
+    if model.training:
+        raise ValueError("generate_stream() needs the model in eval mode: call model.set_train(False) first")
+    max_positions = model.config.max_position_embeddings
+    sources = [cut(np.asarray(s), max_positions) for s in sources]
+    if not sources:
+        return []
+    lengths = np.array([int((s != PAD_ID).sum()) for s in sources])
+    max_len = max_decode_lengths(lengths, max_len_a, max_len_b, max_positions)  # (count,)
+    width = min(round_up(max(len(s) for s in sources), SOURCE_LENGTH_MULTIPLE), max(max_positions, 1))
+    feed = StreamFeed(model, sources, batch_size, beam_size, width)
+    cache = StreamCache(model, batch_size, beam_size, past_length(int(max_len.max())))
+    k = min(2 * beam_size, model.config.vocab_size)
+    decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
+    rows = batch_size * beam_size
+
+    def refill(slots, examples):
+        feed.refill(slots, examples)
+        cache.clear(slots)
+
+    def topk_fn(last_tokens, beam_indices, positions, k, rules: StepConstraints):
+        tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
+        old, recent, at, ancestors_old, ancestors_recent = cache.advance(beam_indices)
+        values, ids, recent = decode_step(tokens, Tensor(positions.reshape(rows, 1).astype(np.int32)), feed.bias,
+                                          old, recent, feed.cross, at, ancestors_old, ancestors_recent,
+                                          *banned_scatter(banned_tokens(rows, rules)), feed.weights)
+        cache.recent = recent
+        return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
+
+    return stream_beam_search(topk_fn, len(sources), batch_size=batch_size, beam_size=beam_size, bos=BOS_ID,
+                              eos=EOS_ID, max_len=max_len, min_len=min_len, length_penalty=length_penalty,
+                              length_penalty_type=length_penalty_type, no_repeat_ngram_size=no_repeat_ngram_size,
+                              n_best=n_best, forbid=(PAD_ID, MASK_ID), refill_fn=refill, on_done=on_done)
+
+
+def past_length(max_len: int, width: int = CACHE_LENGTH_MULTIPLE) -> int:
+    """The old part of a ``StreamCache`` for examples of at most ``max_len`` tokens: the last positions an
+    example still decoding may have written before the current window (its first at most ``max_len - 1``
+    steps ago), in whole windows, at least one.
+
+    >>> past_length(64), past_length(65), past_length(2)
+    (64, 64, 16)
+    """
+    return max(round_up(max_len - 1, width), width)
+
+
+class StreamFeed:
+    """The per-example device state of ``generate_stream``'s slots: each slot's memory score bias and
+    cross-attention keys and values (``feed.bias``, ``feed.cross``), refilled from encoded chunks of
+    ``batch_size`` sources (encoded in order, as examples enter), and the step weights."""
+
+    def __init__(self, model, sources, batch_size: int, beam: int, width: int):
+        self.model, self.sources, self.batch, self.beam, self.width = model, sources, batch_size, beam, width
+        self.bias = self.cross = self.weights = None
+        self.chunk_index, self.chunk = -1, None
+
+    def _chunk(self, index: int):
+        """The encoded chunk ``index`` (sources ``index * batch .. + batch``; a short last chunk is filled up
+        with copies of its first source): (bias, cross)."""
+        if index != self.chunk_index:
+            rows = self.sources[index * self.batch:(index + 1) * self.batch]
+            rows = rows + rows[:1] * (self.batch - len(rows))
+            (src,) = pad_batch([rows])
+            bias, cross, weights = _encode_function(self.model, self.beam)(
+                Tensor(pad_width(src, self.width, self.width)))
+            if self.weights is None:
+                self.weights = ms.mutable(weights)
+            self.chunk_index, self.chunk = index, (bias, ms.mutable(cross))
+        return self.chunk
+
+    def refill(self, slots: np.ndarray, examples: np.ndarray):
+        """Bring ``examples`` (consecutive, in order) into ``slots``."""
+        for index in np.unique(examples // self.batch):
+            mine = examples // self.batch == index
+            bias, cross = self._chunk(int(index))
+            if self.bias is None and np.array_equal(slots[mine], examples[mine] % self.batch) and mine.all() \
+                    and len(slots) == self.batch:
+                self.bias, self.cross = bias, cross  # the first chunk fills every slot in order
+                continue
+            pick = np.arange(self.batch)  # (batch,): row of concat(current, chunk) each slot takes
+            pick[slots[mine]] = self.batch + examples[mine] % self.batch
+            if self.bias is None:  # fewer sources than slots: the empty slots take any chunk row
+                self.bias, self.cross = bias, cross
+            self.bias, cross = _refill_function(self.model)(self.bias, self.cross, bias, cross,
+                                                            Tensor(pick.astype(np.int32)))
+            self.cross = ms.mutable(cross)
+
+
+class StreamCache:
+    """The self-attention cache of ``generate_stream``: ``PointerCache``'s, in global time. The old part
+    always holds the ``past`` positions before the recent window (zeros at first); a full window joins it
+    and its oldest window leaves (``MassTransformer.shift_window``), so every step has one shape. A slot's
+    example finds its own keys by its ancestors; an entering example's rows have none (``clear``)."""
+
+    def __init__(self, model, batch: int, beam: int, past: int, width: int = CACHE_LENGTH_MULTIPLE):
+        self.model, self.beam, self.width, self.past = model, beam, width, past
+        self.old = ms.mutable(model.join_window(None, empty_window(model, batch, beam, past), beam))
+        self.recent = self.empty = empty_window(model, batch, beam, width)
+        rows = batch * beam
+        self.ancestors = np.full((rows, past + width), -1, dtype=np.int32)
+        self.slot = (np.arange(rows) % beam).astype(np.int32)
+        self.time = 0  # global steps so far
+
+    def clear(self, slots: np.ndarray):
+        """The rows of ``slots`` start a new example: no key of theirs yet."""
+        rows = (np.asarray(slots)[:, None] * self.beam + np.arange(self.beam)).reshape(-1)
+        self.ancestors[rows] = -1
+
+    def advance(self, beam_indices) -> tuple:
+        """Make ready for the next step (``PointerCache.advance``): (old, recent, at, ancestors_old,
+        ancestors_recent) of ``beam_step``, without the cross part."""
+        at = self.time % self.width
+        if at == 0 and self.time:  # the window is full: it joins the old part, whose oldest window leaves
+            self.old = ms.mutable(_shift_function(self.model, self.beam)(self.old, ms.mutable(self.recent)))
+            self.recent = self.empty
+            self.ancestors = np.concatenate([self.ancestors[:, self.width:],
+                                             np.full((len(self.ancestors), self.width), -1, np.int32)], axis=1)
+        if beam_indices is not None:
+            self.ancestors = self.ancestors[beam_indices]
+        self.ancestors[:, self.past + at] = self.slot
+        self.time += 1
+        return (self.old, ms.mutable(self.recent), Tensor(at, ms.int32), Tensor(self.ancestors[:, :self.past]),
+                Tensor(np.ascontiguousarray(self.ancestors[:, self.past:])))
 
 
 class PointerCache:
@@ -295,6 +434,33 @@ def _encode_function(model, beam: int):
                     model.step_weights())
 
         functions[beam] = encode
+    return functions[beam]
+
+
+def _refill_function(model):
+    """The jit-compiled refill of ``StreamFeed``: (bias, cross) of the slots, (bias, cross) of a chunk, pick
+    (batch,) -> row ``pick[i]`` of the slots' then the chunk's rows, for every slot ``i``."""
+    if model not in _REFILL_FUNCTIONS:
+        @ms.jit
+        def refill(bias, cross, chunk_bias, chunk_cross, pick):
+            picked = ()
+            for i in range(len(cross)):
+                picked = picked + (ops.gather(ops.concat([cross[i], chunk_cross[i]], 0), pick, 0),)
+            return ops.gather(ops.concat([bias, chunk_bias], 0), pick, 0), picked
+
+        _REFILL_FUNCTIONS[model] = refill
+    return _REFILL_FUNCTIONS[model]
+
+
+def _shift_function(model, beam: int):
+    """The jit-compiled ``MassTransformer.shift_window`` of ``model`` for ``beam`` slots."""
+    functions = _SHIFT_FUNCTIONS.setdefault(model, {})
+    if beam not in functions:
+        @ms.jit
+        def shift(old, recent):
+            return model.shift_window(old, recent, beam)
+
+        functions[beam] = shift
     return functions[beam]
 
 

@@ -40,7 +40,14 @@ from mindspore import Tensor, nn, ops
 
 from config.config import resolve_compute_type
 from src.text.dictionary import MASK_ID, PAD_ID
-from src.transformer.attention import CrossAttention, SelfAttention, causal_mask, join_slots, score_bias
+from src.transformer.attention import (
+    CrossAttention,
+    SelfAttention,
+    causal_mask,
+    drop_slot_positions,
+    join_slots,
+    score_bias,
+)
 from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul, to_compute
 
 CACHE_TENSORS_PER_LAYER = 4
@@ -224,6 +231,20 @@ class MassTransformer(nn.Cell):
                 keys, values = join_slots(old[i], keys, beam, 3), join_slots(old[i + 1], values, beam, 2)
             joined = joined + (keys.contiguous(), values.contiguous())  # a strided input is copied every call
         return joined
+
+    @staticmethod
+    def shift_window(old, recent, beam: int) -> tuple:
+        """``join_window(old, recent, beam)`` without each slot's oldest ``W`` positions (``W`` the width of
+        ``recent``): an old part of fixed length, in time order (``generate_stream``); fresh Tensors."""
+        shifted = ()
+        for i in range(0, len(recent), 2):
+            keys, values = recent[i].transpose(0, 1, 3, 2), recent[i + 1]
+            if old[i + 1].shape[2] > values.shape[2]:  # else the window replaces the whole old part
+                width = values.shape[2] // beam
+                keys = join_slots(drop_slot_positions(old[i], beam, 3, width), keys, beam, 3)
+                values = join_slots(drop_slot_positions(old[i + 1], beam, 2, width), values, beam, 2)
+            shifted = shifted + (keys.contiguous(), values.contiguous())
+        return shifted
 
     def memory_bias(self, memory_mask, beam: int):
         """``memory_mask`` (batch, src_len) as ``beam_step`` takes it: the ``score_bias`` (batch, heads, beam,
