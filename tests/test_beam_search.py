@@ -231,6 +231,8 @@ def test_stream_search_equals_single_examples(batch):
     assert sorted(done) == list(range(7)) and sum(stream.entered, []) == list(range(7))
     if batch < 7:
         assert len(stream.entered) > 1  # slots were refilled
+    with pytest.raises(ValueError, match="batch_size"):
+        stream_beam_search(stream.topk_fn, 7, batch_size=0, max_len=max_len, **options)
     for example in range(7):
         single = PrefixTable(vocab=6, beam_size=3, examples=[example], seed=11, eos_bonus=1.0)
         (expected,) = beam_search(single.step_fn, 1, max_len=max_len[example], min_len=min_len[example], **options)

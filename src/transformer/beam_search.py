@@ -156,6 +156,8 @@ def stream_beam_search(topk_fn: TopKFn, count: int, *, batch_size: int, beam_siz
     state there (memory, cache); ``on_done(example)`` is called as an example's search ends. ``max_len`` and
     ``min_len``: ints or ``(count,)`` arrays.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     max_len = _lengths(max_len, count)
     min_len = np.broadcast_to(np.asarray(min_len), (count,))
     state = BeamBatch(batch_size, beam_size, bos=bos, eos=eos, max_len=int(max_len.max(initial=1)),

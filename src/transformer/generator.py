@@ -219,14 +219,10 @@ class StreamFeed:
         for index in np.unique(examples // self.batch):
             mine = examples // self.batch == index
             bias, cross = self._chunk(int(index))
-            if self.bias is None and np.array_equal(slots[mine], examples[mine] % self.batch) and mine.all() \
-                    and len(slots) == self.batch:
-                self.bias, self.cross = bias, cross  # the first chunk fills every slot in order
-                continue
-            pick = np.arange(self.batch)  # (batch,): row of concat(current, chunk) each slot takes
-            pick[slots[mine]] = self.batch + examples[mine] % self.batch
-            if self.bias is None:  # fewer sources than slots: the empty slots take any chunk row
+            if self.bias is None:  # the first refill: every slot starts as the first chunk
                 self.bias, self.cross = bias, cross
+            pick = np.arange(self.batch)  # (batch,): the row of (slots' rows, chunk's rows) each slot takes
+            pick[slots[mine]] = self.batch + examples[mine] % self.batch
             self.bias, cross = _refill_function(self.model)(self.bias, self.cross, bias, cross,
                                                             Tensor(pick.astype(np.int32)))
             self.cross = ms.mutable(cross)
