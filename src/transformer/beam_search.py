@@ -218,11 +218,10 @@ class BeamBatch:
     def start(self, slots: np.ndarray, max_len: np.ndarray, min_len: np.ndarray):
         """Put new examples in ``slots`` (n,), at most ``max_len`` (n,) tokens each, at least ``min_len``
         before ``eos``."""
-        if np.min(max_len, initial=1) < 1:
-            raise ValueError(f"max_len must be >= 1, got {np.min(max_len)}")
-        if np.max(max_len, initial=0) > self.tokens.shape[1]:
-            raise ValueError(f"max_len {np.max(max_len)} exceeds the search's {self.tokens.shape[1]}")
-        rows = (np.asarray(slots)[:, None] * self.beam + np.arange(self.beam)).reshape(-1)  # (n * beam,)
+        max_len = _lengths(max_len, len(slots))
+        if max_len.max(initial=0) > self.tokens.shape[1]:
+            raise ValueError(f"max_len {max_len.max()} exceeds the search's {self.tokens.shape[1]}")
+        rows = slot_rows(slots, self.beam)  # (n * beam,)
         # only beam 0 of an example is live at first: the others would duplicate it
         self.scores[rows] = np.tile(np.r_[0.0, np.full(self.beam - 1, -np.inf)], len(slots))
         self.last[rows] = self.bos
@@ -250,15 +249,11 @@ class BeamBatch:
         parts = []
         for step in np.unique(row_steps):
             rows = np.flatnonzero(row_steps == step)
-            every = len(rows) == len(row_steps)
-            banned = repeated_ngram_tokens(self.tokens[:, :step] if every else self.tokens[rows, :step],
-                                           self.ngram, int(step))
+            banned = repeated_ngram_tokens(self.tokens[rows, :step], self.ngram, int(step))
             if banned is not None:
                 parts.append((rows, banned))
         if not parts:
             return None
-        if len(parts) == 1 and len(parts[0][0]) == len(row_steps):
-            return parts[0][1]
         merged = np.full((len(row_steps), max(b.shape[1] for _, b in parts)), -1, dtype=np.int64)
         for rows, banned in parts:
             merged[rows, :banned.shape[1]] = banned
@@ -313,6 +308,15 @@ class BeamBatch:
     def result(self, slot: int) -> list[Hypothesis]:
         """The ``n_best`` hypotheses of the example in ``slot``, best first (ties: the earlier)."""
         return sorted(self.finished[slot], key=lambda h: -h.score)[:self.n_best]  # stable: ties by age
+
+
+def slot_rows(slots, beam: int) -> np.ndarray:
+    """The rows of example ``slots`` (n,), ``slot * beam + k``, slot by slot.
+
+    >>> slot_rows([2, 0], 2).tolist()
+    [4, 5, 0, 1]
+    """
+    return (np.asarray(slots)[:, None] * beam + np.arange(beam)).reshape(-1)
 
 
 def _lengths(max_len, count: int) -> np.ndarray:

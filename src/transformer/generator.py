@@ -23,7 +23,14 @@ from mindspore import Tensor, ops
 
 from src.dataset.batching import cut, cut_batch, pad_batch, pad_width, round_up
 from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
-from src.transformer.beam_search import Candidates, Hypothesis, StepConstraints, beam_search, stream_beam_search
+from src.transformer.beam_search import (
+    Candidates,
+    Hypothesis,
+    StepConstraints,
+    beam_search,
+    slot_rows,
+    stream_beam_search,
+)
 
 # sources are padded to few widths, each compiled once (an encoder graph and a step graph per cache length):
 # 64 holds every source of the default max_len in one width (eval.py on the Gigaword test: 147 s instead of
@@ -153,7 +160,7 @@ def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_
         return []
     lengths = np.array([int((s != PAD_ID).sum()) for s in sources])
     max_len = max_decode_lengths(lengths, max_len_a, max_len_b, max_positions)  # (count,)
-    width = min(round_up(max(len(s) for s in sources), SOURCE_LENGTH_MULTIPLE), max(max_positions, 1))
+    width = min(round_up(max(len(s) for s in sources), SOURCE_LENGTH_MULTIPLE), max_positions)
     feed = StreamFeed(model, sources, batch_size, beam_size, width)
     cache = StreamCache(model, batch_size, beam_size, past_length(int(max_len.max())))
     k = min(2 * beam_size, model.config.vocab_size)
@@ -245,8 +252,7 @@ class StreamCache:
 
     def clear(self, slots: np.ndarray):
         """The rows of ``slots`` start a new example: no key of theirs yet."""
-        rows = (np.asarray(slots)[:, None] * self.beam + np.arange(self.beam)).reshape(-1)
-        self.ancestors[rows] = -1
+        self.ancestors[slot_rows(slots, self.beam)] = -1
 
     def advance(self, beam_indices) -> tuple:
         """Make ready for the next step (``PointerCache.advance``): (old, recent, at, ancestors_old,

@@ -236,15 +236,11 @@ class MassTransformer(nn.Cell):
     def shift_window(old, recent, beam: int) -> tuple:
         """``join_window(old, recent, beam)`` without each slot's oldest ``W`` positions (``W`` the width of
         ``recent``): an old part of fixed length, in time order (``generate_stream``); fresh Tensors."""
-        shifted = ()
-        for i in range(0, len(recent), 2):
-            keys, values = recent[i].transpose(0, 1, 3, 2), recent[i + 1]
-            if old[i + 1].shape[2] > values.shape[2]:  # else the window replaces the whole old part
-                width = values.shape[2] // beam
-                keys = join_slots(drop_slot_positions(old[i], beam, 3, width), keys, beam, 3)
-                values = join_slots(drop_slot_positions(old[i + 1], beam, 2, width), values, beam, 2)
-            shifted = shifted + (keys.contiguous(), values.contiguous())
-        return shifted
+        width = recent[1].shape[2] // beam
+        kept = None  # a window as long as the old part replaces it
+        if old[1].shape[2] > recent[1].shape[2]:
+            kept = tuple(drop_slot_positions(part, beam, 3 if i % 2 == 0 else 2, width) for i, part in enumerate(old))
+        return MassTransformer.join_window(kept, recent, beam)
 
     def memory_bias(self, memory_mask, beam: int):
         """``memory_mask`` (batch, src_len) as ``beam_step`` takes it: the ``score_bias`` (batch, heads, beam,
