@@ -53,7 +53,9 @@ def parse_args(argv=None):
     p.add_argument("--tokenized_output", action="store_true",
                    help="write hypotheses as tokens (BPE removed, not detokenized), to score against tokenized "
                         "references such as Gigaword's ('do n't', '#.# percent')")
-    p.add_argument("--batch_size", type=int, default=0, help="default: dataset_config.batch_size")
+    p.add_argument("--batch_size", type=int, default=0,
+                   help="sentences decoded at once (a slot is refilled as its sentence stops); "
+                        "default: dataset_config.batch_size")
     p.add_argument("--interactive", action="store_true", help="read raw lines on stdin, print one output each")
     p.add_argument("--device_target", "--platform", default="CPU", choices=DEVICE_TARGETS)
     p.add_argument("--device_id", type=int, default=None, help="default: $DEVICE_ID or 0")
