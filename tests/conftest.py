@@ -1,4 +1,8 @@
-"""Shared test set-up: MindSpore on CPU in PyNative mode, and a tiny model config."""
+"""Shared test set-up: MindSpore on CPU in PyNative mode, the CPU kernels built in a temporary cache, and a
+tiny model config."""
+
+import os
+import tempfile
 
 import mindspore as ms
 import pytest
@@ -7,6 +11,9 @@ from config.config import MassConfig
 
 ms.set_context(mode=ms.PYNATIVE_MODE)
 ms.set_device("CPU")
+# the decoding kernels (src/transformer/cpu_kernels.py) are compiled for this run, not into the user's cache
+_KERNEL_CACHE = tempfile.TemporaryDirectory(prefix="mass-kernels-")
+os.environ["MASS_KERNEL_CACHE"] = _KERNEL_CACHE.name
 
 
 @pytest.fixture

@@ -135,7 +135,8 @@ class SelfAttention(nn.Cell):
         allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
         return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
 
-    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, bias_old, bias_recent, weights):
+    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent, weights,
+                  kernel=None):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
         a pointer cache (module docstring); x: (rows, 1, d).
 
@@ -145,9 +146,11 @@ class SelfAttention(nn.Cell):
         None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim) like old_v, this
         step's key/value written at window position ``at`` (the keys not transposed: a scatter of columns
         cost more than the transposed product saves on a window);
-        bias_old (batch, heads, beam, beam * P), bias_recent (batch, heads, beam, beam * W): ``score_bias``
-        of whether the hypothesis in slot q may attend to key (slot s, position j), flattened
-        ``s * length + j``;
+        allowed_old (batch, heads, beam, beam * P), allowed_recent (batch, heads, beam, beam * W):
+        ``score_bias`` of whether the hypothesis in slot q may attend to key (slot s, position j), flattened
+        ``s * length + j``; with ``kernel`` (``cpu_kernels.beam_attention``: the attention in one op, which
+        writes this step's key/value into ``recent_k``/``recent_v`` in place and returns them as they came),
+        the ancestors they are made of instead, (rows, P) and (rows, W) int32;
         weights: ``step_weights()``. Returns ``(output (rows, 1, d), recent_k, recent_v)``.
         """
         rows, _, d = x.shape
@@ -155,18 +158,22 @@ class SelfAttention(nn.Cell):
         # q, k and v slot-major with one transpose: (rows, 1, 3 d) -> (3, batch, heads, beam, head_dim)
         qkv = self.qkv(x, qkv_t).reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
         q, k, v = ops.unstack(qkv, 0)  # 3 x (batch, heads, beam, head_dim)
+        q = q * self.attend.scale
+        if kernel is not None:  # writes k, v into the window in place, then attends: (batch, heads, beam, head_dim)
+            out = (kernel(q, k, v, at, recent_k, recent_v, allowed_recent) if old_k is None
+                   else kernel(q, k, v, at, old_k, old_v, recent_k, recent_v, allowed_old, allowed_recent))
+            return self.out(from_slot_major(out), out_t), recent_k, recent_v
         recent_k = write_slots(recent_k, k, at)
         recent_v = write_slots(recent_v, v, at)
-        q = q * self.attend.scale
         dtype = self.attend.compute_dtype
         scores = matmul(q, recent_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
-        scores = scores + bias_recent
+        scores = scores + allowed_recent
         if old_k is None:
             probs = ops.softmax(scores.astype(ms.float32), axis=-1)
             out = matmul(probs, recent_v, dtype)  # (batch, heads, beam, head_dim)
         else:
             old_scores = matmul(q, old_k, dtype)  # (batch, heads, beam, beam * P)
-            old_scores = old_scores + bias_old
+            old_scores = old_scores + allowed_old
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
             old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
             out = matmul(old_probs, old_v, dtype) + matmul(recent_probs, recent_v, dtype)

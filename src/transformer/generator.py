@@ -23,6 +23,7 @@ from mindspore import Tensor, ops
 
 from src.dataset.batching import cut, cut_batch, pad_batch, pad_width, round_up
 from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from src.transformer import cpu_kernels
 from src.transformer.beam_search import (
     Candidates,
     Hypothesis,
@@ -114,7 +115,8 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
         decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
         values, ids, recent = decode_step(tokens, positions, memory_bias, *pointer_cache.advance(beam_indices, step),
                                           *banned_scatter(banned_tokens(rows, rules)), weights)
-        pointer_cache.recent = recent
+        if recent is not None:  # else the step wrote the window in place
+            pointer_cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     def step_fn(last_tokens, beam_indices, step):
@@ -177,7 +179,8 @@ def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_
         values, ids, recent = decode_step(tokens, Tensor(positions.reshape(rows, 1).astype(np.int32)), feed.bias,
                                           old, recent, feed.cross, at, ancestors_old, ancestors_recent,
                                           *banned_scatter(banned_tokens(rows, rules)), feed.weights)
-        cache.recent = recent
+        if recent is not None:  # else the step wrote the window in place
+            cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     return stream_beam_search(topk_fn, len(sources), batch_size=batch_size, beam_size=beam_size, bos=BOS_ID,
@@ -398,10 +401,13 @@ _TOPK_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _topk_step_function(model, beam: int, k: int, block: int):
     """The jit-compiled beam-search step of ``model`` over a pointer cache (``MassTransformer.beam_step``)
     that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of
-    ``banned_tokens``), with ``blocked_topk`` when ``block``, and the new recent window; built once per
-    (model, beam, k, block). The old part and the cross-attention keys are inputs only: never copied."""
+    ``banned_tokens``), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
+    step wrote it in place (the fused CPU attention, ``cpu_kernels.beam_attention``: the caller keeps its
+    window); built once per (model, beam, k, block, kernel). The old part and the cross-attention keys are
+    inputs only: never copied."""
     functions = _TOPK_FUNCTIONS.setdefault(model, {})
-    key = (beam, k, block)
+    kernel = cpu_kernels.beam_attention(model.compute_dtype)
+    key = (beam, k, block, kernel is not None)
     if key not in functions:
         minus_inf = Tensor(-np.inf, ms.float32)
 
@@ -409,15 +415,17 @@ def _topk_step_function(model, beam: int, k: int, block: int):
         def step(tokens, positions, memory_bias, old, recent, cross, at, ancestors_old, ancestors_recent, index, on,
                  weights):
             hidden, recent = model.beam_step(tokens, positions, memory_bias, beam, old, recent, cross, at,
-                                             ancestors_old, ancestors_recent, weights)  # (rows, 1, d)
+                                             ancestors_old, ancestors_recent, weights, kernel)  # (rows, 1, d)
             logits = model.step_logits(hidden, weights).astype(ms.float32).squeeze(1)  # (rows, vocab)
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
             log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
             values, ids = blocked_topk(log_probs, k, block) if block else ops.topk(log_probs, k)
-            return values, ids, recent
+            if kernel is None:
+                return values, ids, recent
+            return values, ids  # the window was written in place: returning it would copy it
 
-        functions[key] = step
+        functions[key] = step if kernel is None else lambda *args: step(*args) + (None,)
     return functions[key]
 
 

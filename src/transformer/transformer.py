@@ -93,14 +93,15 @@ class DecoderLayer(nn.Cell):
         x = x + self.dropout(attended)
         return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
 
-    def beam_step(self, x, memory_bias, beam, old, recent, cross, at, bias_old, bias_recent, weights):
-        """A beam-search step over a pointer cache (``SelfAttention.beam_step``): old and recent are this
-        layer's (keys, values) pairs, old None before there is an old part; weights: ``step_weights()``;
-        returns (x, new recent)."""
+    def beam_step(self, x, memory_bias, beam, old, recent, cross, at, allowed_old, allowed_recent, weights,
+                  kernel=None):
+        """A beam-search step over a pointer cache (``SelfAttention.beam_step``, whose ``allowed_*`` and
+        ``kernel`` these are): old and recent are this layer's (keys, values) pairs, old None before there is
+        an old part; weights: ``step_weights()``; returns (x, new recent)."""
         old_k, old_v = old if old is not None else (None, None)
         attended, recent_k, recent_v = self.self_attention.beam_step(
-            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, bias_old, bias_recent,
-            weights[0:2])
+            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent,
+            weights[0:2], kernel)
         x = x + self.dropout(attended)
         attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_bias,
                                                   weights[2:4])
@@ -229,6 +230,8 @@ class MassTransformer(nn.Cell):
             keys, values = recent[i].transpose(0, 1, 3, 2), recent[i + 1]
             if old is not None:
                 keys, values = join_slots(old[i], keys, beam, 3), join_slots(old[i + 1], values, beam, 2)
+            else:  # a copy: the fused CPU attention rewrites the window in place, and contiguous() may alias it
+                values = values.copy()
             joined = joined + (keys.contiguous(), values.contiguous())  # a strided input is copied every call
         return joined
 
@@ -250,7 +253,7 @@ class MassTransformer(nn.Cell):
         return score_bias(allowed, (batch, self.config.num_attention_heads, beam, src_len))
 
     def beam_step(self, dec_in_ids, dec_positions, memory_bias, beam: int, old, recent, cross, at,
-                  ancestors_old, ancestors_recent, weights):
+                  ancestors_old, ancestors_recent, weights, kernel=None):
         """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
         ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
         window.
@@ -261,17 +264,21 @@ class MassTransformer(nn.Cell):
         example's beams share it; see ``CrossAttention.beam_step``); at: int32 scalar Tensor, the window
         position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for each
         hypothesis and position, the slot that holds its key there, -1 where it has none yet; weights:
-        ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``).
+        ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``); kernel:
+        ``cpu_kernels.beam_attention()`` (the self-attention fused in one op) or None (MindSpore ops).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
         heads = self.config.num_attention_heads
-        bias_recent = _slot_bias(ancestors_recent, beam, heads)
-        bias_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
+        if kernel is None:  # which keys each hypothesis may attend, as score biases
+            allowed_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
+            allowed_recent = _slot_bias(ancestors_recent, beam, heads)
+        else:  # the fused attention reads the ancestors themselves
+            allowed_old, allowed_recent = ancestors_old, ancestors_recent
         new_recent, n = (), STEP_WEIGHTS_PER_LAYER
         for i, layer in enumerate(self.decoder_layers):
             x, pair = layer.beam_step(x, memory_bias, beam, old[2 * i:2 * i + 2] if old is not None else None,
-                                      recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, bias_old,
-                                      bias_recent, weights[n * i:n * (i + 1)])
+                                      recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, allowed_old,
+                                      allowed_recent, weights[n * i:n * (i + 1)], kernel)
             new_recent = new_recent + pair
         return self.decoder_norm(x), new_recent
 

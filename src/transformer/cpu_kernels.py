@@ -1,0 +1,94 @@
+"""Hand-written CPU kernels for decoding, built with the machine's C++ compiler on first use.
+
+MindSpore's CPU runtime spends 15-25 us around every kernel, and its batched matmul is slow on the tiny
+products of a beam step (4 query rows per example and head). ``beam_attention`` fuses a beam step's
+self-attention over the pointer cache (``kernels/beam_attention.cc``: scores, ancestor masking, softmax
+and values; about ten MindSpore kernels per layer) into one MindSpore ``Custom`` op of type ``aot``.
+
+The shared library is compiled once per source, compiler and CPU (``-march=native``) into the kernel cache
+(``$MASS_KERNEL_CACHE``, default ``~/.cache/mass_mindspore/kernels``), written under a temporary name and
+renamed when complete. Without a C++ compiler, on GPU/Ascend, in fp16, or with ``MASS_CPU_KERNELS=0``,
+``beam_attention`` returns None and the step uses MindSpore ops (the same results up to float rounding).
+"""
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import mindspore as ms
+from mindspore import ops
+
+from src.utils.fileio import atomic_path, remove_stale_temps
+
+logger = logging.getLogger(__name__)
+
+SOURCE_DIR = Path(__file__).resolve().parent / "kernels"
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
+_OPS: dict = {}  # kernel name -> Custom op, or None when it cannot be built here
+
+
+def enabled() -> bool:
+    """Whether the hand-written kernels may be used: CPU device, ``MASS_CPU_KERNELS`` not ``0``."""
+    return os.environ.get("MASS_CPU_KERNELS", "1") != "0" and ms.get_context("device_target") == "CPU"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MASS_KERNEL_CACHE") or Path.home() / ".cache" / "mass_mindspore" / "kernels")
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's model and flags (the machine kind can change)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    wanted = [line for line in lines if line.startswith(("model name", "flags"))][:2]
+    return "\n".join(wanted) or platform.processor() or platform.machine()
+
+
+def build(name: str, compiler: str | None = None) -> Path:
+    """The shared library of ``kernels/<name>.cc``, compiled into the cache unless already there.
+    Raises ``OSError`` (no compiler, unwritable cache) or ``subprocess.CalledProcessError`` (compile error)."""
+    compiler = compiler or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not compiler:
+        raise OSError("no C++ compiler (g++ or c++) on PATH")
+    source = SOURCE_DIR / f"{name}.cc"
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    key = hashlib.sha256("\0".join([source.read_text(), " ".join(FLAGS), version, _cpu_signature()]).encode())
+    library = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
+    if library.is_file():
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(library.parent)
+    with atomic_path(library) as tmp:
+        subprocess.run([compiler, *FLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True, check=True)
+    logger.info("compiled %s into %s", source.name, library)
+    return library
+
+
+def _custom_op(name: str, function: str):
+    """The ``Custom`` op of ``function`` in ``kernels/<name>.cc`` (output: the first input's shape and dtype),
+    or None when it cannot be built (logged once)."""
+    if name not in _OPS:
+        try:
+            library = build(name)
+            _OPS[name] = ops.Custom(f"{library}:{function}", out_shape=lambda *shapes: shapes[0],
+                                    out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
+        except (OSError, subprocess.CalledProcessError) as error:
+            detail = getattr(error, "stderr", "") or error
+            logger.warning("CPU kernel %s not built (%s); decoding uses MindSpore ops", name, str(detail).strip()[:500])
+            _OPS[name] = None
+    return _OPS[name]
+
+
+def beam_attention(compute_dtype=ms.float32):
+    """The fused beam-step self-attention (``SelfAttention.beam_step``): ``op(q, old_k, old_v, recent_k,
+    recent_v, ancestors_old, ancestors_recent)``, or ``op(q, recent_k, recent_v, ancestors_recent)`` without
+    an old part; None where it cannot be used."""
+    if not enabled() or compute_dtype != ms.float32:
+        return None
+    return _custom_op("beam_attention", "BeamAttention")

@@ -1,0 +1,217 @@
+// Self-attention of one beam-search step over a pointer cache, for MindSpore's CPU backend (an "aot"
+// Custom op, built by src/transformer/cpu_kernels.py). It computes what SelfAttention.beam_step's
+// MindSpore ops compute, in one kernel instead of about twelve: it writes the step's keys and values into
+// the recent window IN PLACE (the window is the caller's buffer: no copy of it, no output), then, for
+// every example, head and query slot, takes the softmax over the keys the hypothesis may attend to (its
+// ancestor's slot at each position) and the weighted sum of their values. Disallowed keys are skipped
+// (the ops add NEG_INF; exp gives 0 either way), so whatever a window held before is never read.
+//
+// Inputs (float32 unless said), B examples, H heads, S slots (beam), D head_dim, P old, W recent positions:
+//   q          (B, H, S, D)       queries, already scaled
+//   k, v       (B, H, S, D)       the step's keys and values, written at window position `at` of every slot
+//   at         () int32
+//   old_k      (B, H, D, S * P)   old keys, transposed, slot-major (slot s, position j at s * P + j)
+//   old_v      (B, H, S * P, D)   old values, slot-major
+//   recent_k   (B, H, S * W, D)   recent keys, slot-major
+//   recent_v   (B, H, S * W, D)
+//   anc_old    (B * S, P) int32   per hypothesis and position, the slot holding its key, -1 for none
+//   anc_recent (B * S, W) int32
+// Output: (B, H, S, D). Without an old part the inputs are q, k, v, at, recent_k, recent_v, anc_recent.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+typedef float v8 __attribute__((vector_size(32)));  // 8 floats in registers
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));  // 8 floats anywhere in memory
+
+inline v8 load(const float *p) { return *reinterpret_cast<const v8u *>(p); }
+
+inline void store(float *p, v8 v) { *reinterpret_cast<v8u *>(p) = v; }
+
+inline float sum(v8 v) {
+  float total = 0.0f;
+  for (int i = 0; i < 8; ++i) total += v[i];
+  return total;
+}
+
+inline float dot(const float *a, const float *b, int64_t n) {  // n a multiple of 8
+  v8 acc = {};
+  for (int64_t i = 0; i < n; i += 8) acc += load(a + i) * load(b + i);
+  return sum(acc);
+}
+
+// scores (kSlots, C) = q (kSlots, D) times kt (D, C), in blocks of 16 columns held in registers over the
+// product; a block whose `needed` flag is 0 is skipped (its scores are left as they were: never read)
+template <int kSlots>
+void old_scores(const float *q, const float *kt, int64_t D, int64_t C, const char *needed, float *scores) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= C; c0 += 16) {
+    if (!needed[c0 / 16]) continue;
+    v8 lo[kSlots] = {}, hi[kSlots] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const v8 k0 = load(kt + d * C + c0), k1 = load(kt + d * C + c0 + 8);
+#pragma GCC unroll 8
+      for (int s = 0; s < kSlots; ++s) {
+        const float qd = q[s * D + d];
+        lo[s] += qd * k0;
+        hi[s] += qd * k1;
+      }
+    }
+#pragma GCC unroll 8
+    for (int s = 0; s < kSlots; ++s) {
+      store(scores + s * C + c0, lo[s]);
+      store(scores + s * C + c0 + 8, hi[s]);
+    }
+  }
+  for (; c0 < C; ++c0)
+    for (int s = 0; s < kSlots; ++s) {
+      float total = 0.0f;
+      for (int64_t d = 0; d < D; ++d) total += q[s * D + d] * kt[d * C + c0];
+      scores[s * C + c0] = total;
+    }
+}
+
+void old_scores_any(const float *q, const float *kt, int64_t S, int64_t D, int64_t C, const char *needed,
+                    float *scores) {
+  switch (S) {
+    case 1: return old_scores<1>(q, kt, D, C, needed, scores);
+    case 2: return old_scores<2>(q, kt, D, C, needed, scores);
+    case 3: return old_scores<3>(q, kt, D, C, needed, scores);
+    case 4: return old_scores<4>(q, kt, D, C, needed, scores);
+    case 5: return old_scores<5>(q, kt, D, C, needed, scores);
+    case 6: return old_scores<6>(q, kt, D, C, needed, scores);
+    default:
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t c = 0; c < C; ++c) {
+          float total = 0.0f;
+          for (int64_t d = 0; d < D; ++d) total += q[s * D + d] * kt[d * C + c];
+          scores[s * C + c] = total;
+        }
+  }
+}
+
+struct Shape {
+  int64_t batch, heads, slots, dim, past, window;
+};
+
+void attend(const Shape &n, const float *q, const float *old_k, const float *old_v, const float *recent_k,
+            const float *recent_v, const int32_t *anc_old, const int32_t *anc_recent, float *out) {
+  const int64_t S = n.slots, D = n.dim, P = n.past, W = n.window;
+  const bool vector = D % 8 == 0;
+  std::vector<float> full(S * S * P);  // every query slot's scores against the (needed) old keys of a head
+  std::vector<float> score(P + W);
+  std::vector<const float *> value(P + W);
+  std::vector<char> needed((S * P + 15) / 16);
+  for (int64_t b = 0; b < n.batch; ++b) {
+    // the blocks of 16 old keys (slot-major columns) some hypothesis of the example attends to: the others
+    // are not read (the keys are most of a step's memory traffic; beams often share their ancestors)
+    std::fill(needed.begin(), needed.end(), 0);
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t j = 0; j < P; ++j) {
+        const int32_t a = anc_old[(b * S + s) * P + j];
+        if (a >= 0) needed[(a * P + j) / 16] = 1;
+      }
+    for (int64_t h = 0; h < n.heads; ++h) {
+      const int64_t head = b * n.heads + h;
+      const float *qh = q + head * S * D;
+      if (P > 0) old_scores_any(qh, old_k + head * D * S * P, S, D, S * P, needed.data(), full.data());
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t hyp = b * S + s;
+        int64_t count = 0;
+        float best = -INFINITY;
+        for (int64_t j = 0; j < P; ++j) {
+          const int32_t a = anc_old[hyp * P + j];
+          if (a < 0) continue;
+          score[count] = full[s * S * P + a * P + j];
+          value[count] = old_v + (head * S * P + a * P + j) * D;
+          best = std::max(best, score[count++]);
+        }
+        const float *qs = qh + s * D;
+        for (int64_t j = 0; j < W; ++j) {
+          const int32_t a = anc_recent[hyp * W + j];
+          if (a < 0) continue;
+          const float *k = recent_k + (head * S * W + a * W + j) * D;
+          float total = 0.0f;
+          if (vector) {
+            total = dot(qs, k, D);
+          } else {
+            for (int64_t d = 0; d < D; ++d) total += qs[d] * k[d];
+          }
+          score[count] = total;
+          value[count] = recent_v + (head * S * W + a * W + j) * D;
+          best = std::max(best, score[count++]);
+        }
+        float norm = 0.0f;
+        for (int64_t i = 0; i < count; ++i) {
+          score[i] = std::exp(score[i] - best);
+          norm += score[i];
+        }
+        norm = count ? 1.0f / norm : 0.0f;
+        float *o = out + (head * S + s) * D;
+        if (vector) {
+          int64_t d0 = 0;
+          for (; d0 + 32 <= D; d0 += 32) {  // 32 outputs in registers over every value
+            v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+            for (int64_t i = 0; i < count; ++i) {
+              const float p = score[i], *v = value[i] + d0;
+              a0 += p * load(v);
+              a1 += p * load(v + 8);
+              a2 += p * load(v + 16);
+              a3 += p * load(v + 24);
+            }
+            store(o + d0, a0 * norm);
+            store(o + d0 + 8, a1 * norm);
+            store(o + d0 + 16, a2 * norm);
+            store(o + d0 + 24, a3 * norm);
+          }
+          for (; d0 < D; d0 += 8) {
+            v8 a0 = {};
+            for (int64_t i = 0; i < count; ++i) a0 += score[i] * load(value[i] + d0);
+            store(o + d0, a0 * norm);
+          }
+        } else {
+          std::fill(o, o + D, 0.0f);
+          for (int64_t i = 0; i < count; ++i)
+            for (int64_t d = 0; d < D; ++d) o[d] += score[i] * value[i][d];
+          for (int64_t d = 0; d < D; ++d) o[d] *= norm;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// the step's keys and values (B, H, S, D) into window position `at` of every slot of (B, H, S * W, D)
+void write_window(const Shape &n, const float *k, const float *v, int64_t at, float *recent_k, float *recent_v) {
+  const int64_t D = n.dim;
+  for (int64_t row = 0; row < n.batch * n.heads * n.slots; ++row) {  // row = (b * H + h) * S + s
+    const int64_t to = (row * n.window + at) * D;
+    std::copy(k + row * D, k + (row + 1) * D, recent_k + to);
+    std::copy(v + row * D, v + (row + 1) * D, recent_v + to);
+  }
+}
+
+extern "C" int BeamAttention(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                             void *stream, void *extra) {
+  (void)dtypes;
+  (void)stream;
+  (void)extra;
+  const bool with_old = nparam == 11;
+  if ((!with_old && nparam != 8) || ndims[0] != 4) return 1;
+  Shape n{shapes[0][0], shapes[0][1], shapes[0][2], shapes[0][3], 0, 0};
+  const int recent = with_old ? 6 : 4, anc_recent = with_old ? 9 : 6;
+  n.window = shapes[recent][2] / n.slots;
+  n.past = with_old ? shapes[5][2] / n.slots : 0;
+  const int64_t at = *static_cast<const int32_t *>(params[3]);
+  if (at < 0 || at >= n.window) return 1;
+  const auto f = [&](int i) { return static_cast<const float *>(params[i]); };
+  write_window(n, f(1), f(2), at, static_cast<float *>(params[recent]), static_cast<float *>(params[recent + 1]));
+  attend(n, f(0), with_old ? f(4) : nullptr, with_old ? f(5) : nullptr, f(recent), f(recent + 1),
+         with_old ? static_cast<const int32_t *>(params[8]) : nullptr,
+         static_cast<const int32_t *>(params[anc_recent]), static_cast<float *>(params[nparam - 1]));
+  return 0;
+}

@@ -1,0 +1,128 @@
+"""The hand-written CPU kernel of beam decoding (``src/transformer/cpu_kernels.py``): its results against the
+MindSpore ops it replaces, generation with and without it, and its build (cache, fallback)."""
+
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+from config.config import MassConfig
+from src.transformer import cpu_kernels
+from src.transformer.attention import SelfAttention
+from src.transformer.generator import generate, generate_stream
+from src.transformer.transformer import MassTransformer, _slot_bias
+
+
+@pytest.fixture
+def kernel():
+    op = cpu_kernels.beam_attention()
+    if op is None:
+        pytest.skip("the CPU kernel could not be built here (no C++ compiler?): the ops path is used instead")
+    return op
+
+
+def _attention(d: int, heads: int, seed: int = 0) -> SelfAttention:
+    config = MassConfig().override([f"--model_config.hidden_size={d}", f"--model_config.num_attention_heads={heads}",
+                                    "--model_config.attention_dropout_prob=0.0"]).model_config
+    return SelfAttention(config, np.random.default_rng(seed), cpu_kernels.ms.float32)
+
+
+def _ancestors(rng, rows: int, beam: int, length: int, own_at=None) -> np.ndarray:
+    """Random ancestor slots with gaps (-1); the own slot at ``own_at``, as a step always has."""
+    ancestors = rng.integers(-1, beam, size=(rows, length)).astype(np.int32)
+    if own_at is not None:
+        ancestors[:, own_at] = np.arange(rows) % beam
+    return ancestors
+
+
+@pytest.mark.parametrize("batch,beam,heads,head_dim,past", [
+    (3, 4, 2, 8, 32),   # vectorised head_dim, the usual beam
+    (2, 3, 2, 6, 16),   # head_dim not a multiple of 8, an odd beam
+    (2, 7, 1, 8, 16),   # a beam the kernel has no fixed-size variant for
+    (3, 4, 2, 8, 0),    # no old part yet
+])
+def test_beam_attention_equals_the_ops(kernel, batch, beam, heads, head_dim, past):
+    """``SelfAttention.beam_step`` with the kernel equals it with MindSpore ops: the output, and the window
+    the kernel writes in place equals the one the ops return."""
+    rng = np.random.default_rng(batch * 100 + beam * 10 + past)
+    d, width, at, rows = heads * head_dim, 16, 5, batch * beam
+    layer = _attention(d, heads)
+    x = Tensor(rng.standard_normal((rows, 1, d)).astype(np.float32))
+    weights = layer.step_weights()
+    window = [rng.standard_normal((batch, heads, beam * width, head_dim)).astype(np.float32) for _ in range(2)]
+    old_k = old_v = ancestors_old = None
+    if past:
+        old_k = Tensor(rng.standard_normal((batch, heads, head_dim, beam * past)).astype(np.float32))
+        old_v = Tensor(rng.standard_normal((batch, heads, beam * past, head_dim)).astype(np.float32))
+        ancestors_old = Tensor(_ancestors(rng, rows, beam, past))
+    ancestors_recent = Tensor(_ancestors(rng, rows, beam, width, own_at=at))
+    at_tensor = Tensor(at, cpu_kernels.ms.int32)
+
+    bias_old = _slot_bias(ancestors_old, beam, heads) if past else None
+    expected, expected_k, expected_v = layer.beam_step(
+        x, beam, old_k, old_v, Tensor(window[0]), Tensor(window[1]), at_tensor, bias_old,
+        _slot_bias(ancestors_recent, beam, heads), weights)
+    recent_k, recent_v = Tensor(window[0].copy()), Tensor(window[1].copy())
+    out, out_k, out_v = layer.beam_step(x, beam, old_k, old_v, recent_k, recent_v, at_tensor, ancestors_old,
+                                        ancestors_recent, weights, kernel)
+    np.testing.assert_allclose(out.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
+    for written, want in ((recent_k, expected_k), (recent_v, expected_v)):
+        np.testing.assert_array_equal(written.asnumpy(), want.asnumpy())
+    assert out_k is recent_k and out_v is recent_v  # returned as they came: written in place
+    assert not np.array_equal(recent_k.asnumpy(), window[0])  # the step's keys did land in the window
+
+
+def _tiny_model(tiny_model_config):
+    model = MassTransformer(tiny_model_config)
+    model.set_train(False)
+    return model
+
+
+def test_generation_is_the_same_with_and_without_the_kernel(kernel, tiny_model_config, monkeypatch):
+    """Beam search (batch and stream) gives the same hypotheses through the kernel and through the ops,
+    forced past several windows so that old parts and window joins are crossed."""
+    model = _tiny_model(tiny_model_config)
+    rng = np.random.default_rng(3)
+    sources = [rng.integers(5, 50, size=n) for n in (7, 12, 4, 9, 15)]
+    width = max(len(s) for s in sources)
+    batch = np.zeros((len(sources), width), dtype=np.int32)
+    for i, s in enumerate(sources):
+        batch[i, :len(s)] = s
+    options = {"beam_size": 3, "max_len_a": 0.0, "max_len_b": 40, "min_len": 40}
+    results = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("MASS_CPU_KERNELS", flag)
+        results[flag] = (generate(model, batch, **options),
+                         generate_stream(model, sources, batch_size=2, **{**options, "min_len": 0}))
+    for ops_hyps, kernel_hyps in zip(results["0"], results["1"], strict=True):
+        for ops_example, kernel_example in zip(ops_hyps, kernel_hyps, strict=True):
+            assert [h.tokens for h in kernel_example] == [h.tokens for h in ops_example]
+            np.testing.assert_allclose([h.score for h in kernel_example], [h.score for h in ops_example], rtol=1e-5)
+    assert len(results["1"][0][0][0].tokens) == 40
+
+
+def test_kernel_build_is_cached_and_complete(tmp_path, monkeypatch):
+    """The library is compiled once into the cache, under its final name only when complete."""
+    monkeypatch.setenv("MASS_KERNEL_CACHE", str(tmp_path))
+    try:
+        library = cpu_kernels.build("beam_attention")
+    except OSError as error:
+        pytest.skip(f"no C++ compiler here: {error}")
+    stamp = library.stat().st_mtime_ns
+    assert cpu_kernels.build("beam_attention") == library and library.stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no temporary left behind
+
+
+def test_kernel_falls_back_to_ops_without_a_compiler(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MASS_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(cpu_kernels, "_OPS", {})
+    assert cpu_kernels.beam_attention() is None
+    assert "decoding uses MindSpore ops" in caplog.text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kernel_switched_off(monkeypatch):
+    monkeypatch.setenv("MASS_CPU_KERNELS", "0")
+    assert cpu_kernels.beam_attention() is None
+    monkeypatch.setenv("MASS_CPU_KERNELS", "1")
+    assert cpu_kernels.beam_attention(cpu_kernels.ms.float16) is None  # fp16 steps keep the ops
