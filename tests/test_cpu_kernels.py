@@ -1,4 +1,4 @@
-"""The hand-written CPU kernel of beam decoding (``src/transformer/cpu_kernels.py``): its results against the
+"""The hand-written CPU kernels of beam decoding (``src/transformer/cpu_kernels.py``): its results against the
 MindSpore ops it replaces, generation with and without it, and its build (cache, fallback)."""
 
 import numpy as np
@@ -7,23 +7,23 @@ from mindspore import Tensor
 
 from config.config import MassConfig
 from src.transformer import cpu_kernels
-from src.transformer.attention import SelfAttention
+from src.transformer.attention import CrossAttention, SelfAttention, score_bias
 from src.transformer.generator import generate, generate_stream
 from src.transformer.transformer import MassTransformer, _slot_bias
 
 
 @pytest.fixture
-def kernel():
-    op = cpu_kernels.beam_attention()
-    if op is None:
-        pytest.skip("the CPU kernel could not be built here (no C++ compiler?): the ops path is used instead")
-    return op
+def kernels():
+    ops = cpu_kernels.step_kernels()
+    if ops is None:
+        pytest.skip("the CPU kernels could not be built here (no C++ compiler?): the ops path is used instead")
+    return ops
 
 
-def _attention(d: int, heads: int, seed: int = 0) -> SelfAttention:
+def _attention(d: int, heads: int, kind=SelfAttention, seed: int = 0):
     config = MassConfig().override([f"--model_config.hidden_size={d}", f"--model_config.num_attention_heads={heads}",
                                     "--model_config.attention_dropout_prob=0.0"]).model_config
-    return SelfAttention(config, np.random.default_rng(seed), cpu_kernels.ms.float32)
+    return kind(config, np.random.default_rng(seed), cpu_kernels.ms.float32)
 
 
 def _ancestors(rng, rows: int, beam: int, length: int, own_at=None) -> np.ndarray:
@@ -40,7 +40,7 @@ def _ancestors(rng, rows: int, beam: int, length: int, own_at=None) -> np.ndarra
     (2, 7, 1, 8, 16),   # a beam the kernel has no fixed-size variant for
     (3, 4, 2, 8, 0),    # no old part yet
 ])
-def test_beam_attention_equals_the_ops(kernel, batch, beam, heads, head_dim, past):
+def test_self_attention_kernel_equals_the_ops(kernels, batch, beam, heads, head_dim, past):
     """``SelfAttention.beam_step`` with the kernel equals it with MindSpore ops: the output, and the window
     the kernel writes in place equals the one the ops return."""
     rng = np.random.default_rng(batch * 100 + beam * 10 + past)
@@ -63,12 +63,30 @@ def test_beam_attention_equals_the_ops(kernel, batch, beam, heads, head_dim, pas
         _slot_bias(ancestors_recent, beam, heads), weights)
     recent_k, recent_v = Tensor(window[0].copy()), Tensor(window[1].copy())
     out, out_k, out_v = layer.beam_step(x, beam, old_k, old_v, recent_k, recent_v, at_tensor, ancestors_old,
-                                        ancestors_recent, weights, kernel)
+                                        ancestors_recent, weights, kernels[0])
     np.testing.assert_allclose(out.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
     for written, want in ((recent_k, expected_k), (recent_v, expected_v)):
         np.testing.assert_array_equal(written.asnumpy(), want.asnumpy())
     assert out_k is recent_k and out_v is recent_v  # returned as they came: written in place
     assert not np.array_equal(recent_k.asnumpy(), window[0])  # the step's keys did land in the window
+
+
+@pytest.mark.parametrize("batch,beam,heads,head_dim,src_len", [(3, 4, 2, 8, 64), (2, 3, 3, 6, 20), (2, 7, 1, 8, 5)])
+def test_cross_attention_kernel_equals_the_ops(kernels, batch, beam, heads, head_dim, src_len):
+    """``CrossAttention.beam_step`` with the kernel equals it with MindSpore ops, padded memory included."""
+    rng = np.random.default_rng(batch * 100 + beam * 10 + src_len)
+    d, rows = heads * head_dim, batch * beam
+    layer = _attention(d, heads, CrossAttention)
+    memory = Tensor(rng.standard_normal((batch, src_len, d)).astype(np.float32))
+    k, v = layer.memory_kv(memory, keys_transposed=True)
+    allowed = np.ones((batch, 1, 1, src_len), dtype=bool)
+    allowed[0, ..., src_len // 2:] = False  # a padded source
+    bias = score_bias(Tensor(allowed), (batch, heads, beam, src_len))
+    x = Tensor(rng.standard_normal((rows, 1, d)).astype(np.float32))
+    weights = layer.step_weights()
+    expected = layer.beam_step(x, beam, k, v, bias, weights)
+    out = layer.beam_step(x, beam, k, v, bias, weights, kernels[1])
+    np.testing.assert_allclose(out.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
 def _tiny_model(tiny_model_config):
@@ -77,7 +95,7 @@ def _tiny_model(tiny_model_config):
     return model
 
 
-def test_generation_is_the_same_with_and_without_the_kernel(kernel, tiny_model_config, monkeypatch):
+def test_generation_is_the_same_with_and_without_the_kernels(kernels, tiny_model_config, monkeypatch):
     """Beam search (batch and stream) gives the same hypotheses through the kernel and through the ops,
     forced past several windows so that old parts and window joins are crossed."""
     model = _tiny_model(tiny_model_config)
@@ -116,13 +134,13 @@ def test_kernel_falls_back_to_ops_without_a_compiler(tmp_path, monkeypatch, capl
     monkeypatch.setenv("MASS_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setattr(cpu_kernels, "_OPS", {})
-    assert cpu_kernels.beam_attention() is None
+    assert cpu_kernels.step_kernels() is None
     assert "decoding uses MindSpore ops" in caplog.text
     assert list(tmp_path.iterdir()) == []
 
 
 def test_kernel_switched_off(monkeypatch):
     monkeypatch.setenv("MASS_CPU_KERNELS", "0")
-    assert cpu_kernels.beam_attention() is None
+    assert cpu_kernels.step_kernels() is None
     monkeypatch.setenv("MASS_CPU_KERNELS", "1")
-    assert cpu_kernels.beam_attention(cpu_kernels.ms.float16) is None  # fp16 steps keep the ops
+    assert cpu_kernels.step_kernels(cpu_kernels.ms.float16) is None  # fp16 steps keep the ops

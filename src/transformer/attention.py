@@ -148,7 +148,7 @@ class SelfAttention(nn.Cell):
         cost more than the transposed product saves on a window);
         allowed_old (batch, heads, beam, beam * P), allowed_recent (batch, heads, beam, beam * W):
         ``score_bias`` of whether the hypothesis in slot q may attend to key (slot s, position j), flattened
-        ``s * length + j``; with ``kernel`` (``cpu_kernels.beam_attention``: the attention in one op, which
+        ``s * length + j``; with ``kernel`` (``cpu_kernels.step_kernels``: the attention in one op, which
         writes this step's key/value into ``recent_k``/``recent_v`` in place and returns them as they came),
         the ancestors they are made of instead, (rows, P) and (rows, W) int32;
         weights: ``step_weights()``. Returns ``(output (rows, 1, d), recent_k, recent_v)``.
@@ -250,14 +250,17 @@ class CrossAttention(nn.Cell):
         q = split_heads(self.q(x), self.heads)  # (batch, heads, tgt_len, head_dim)
         return self.out(merge_heads(self.attend(q, k, v, allowed)))
 
-    def beam_step(self, x, beam: int, k, v, bias, weights):
+    def beam_step(self, x, beam: int, k, v, bias, weights, kernel=None):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``),
         x: (rows, 1, d), against their example's memory keys and values (``memory_kv(memory, True)``: k
         (batch, heads, head_dim, src_len), v (batch, heads, src_len, head_dim)), never repeated per beam:
         an example's beams are the query rows of one product.
-        bias: ``score_bias`` of the memory mask, (batch, heads, beam, src_len); weights: ``step_weights()``.
+        bias: ``score_bias`` of the memory mask, (batch, heads, beam, src_len); weights: ``step_weights()``;
+        kernel: the fused CPU attention (``cpu_kernels.step_kernels``) or None (MindSpore ops).
         Returns (rows, 1, d)."""
         q_t, out_t = weights
+        if kernel is not None:  # the attention in one op, on rows with the heads side by side
+            return self.out(kernel(self.q(x, q_t), k, v, bias, Tensor(self.attend.scale, ms.float32)), out_t)
         q = slot_major(self.q(x, q_t), beam, self.heads)  # (batch, heads, beam, head_dim)
         out = self.attend.biased(q, k, v, bias)  # (batch, heads, beam, head_dim)
         return self.out(from_slot_major(out), out_t)

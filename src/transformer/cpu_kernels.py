@@ -1,14 +1,15 @@
 """Hand-written CPU kernels for decoding, built with the machine's C++ compiler on first use.
 
 MindSpore's CPU runtime spends 15-25 us around every kernel, and its batched matmul is slow on the tiny
-products of a beam step (4 query rows per example and head). ``beam_attention`` fuses a beam step's
-self-attention over the pointer cache (``kernels/beam_attention.cc``: scores, ancestor masking, softmax
-and values; about ten MindSpore kernels per layer) into one MindSpore ``Custom`` op of type ``aot``.
+products of a beam step (4 query rows per example and head). ``step_kernels`` fuses each attention of a beam
+step into one MindSpore ``Custom`` op of type ``aot`` (``kernels/beam_attention.cc``): the self-attention over
+the pointer cache (window write, scores, ancestor masking, softmax, values: about twelve MindSpore kernels per
+layer) and the cross-attention (about seven).
 
 The shared library is compiled once per source, compiler and CPU (``-march=native``) into the kernel cache
 (``$MASS_KERNEL_CACHE``, default ``~/.cache/mass_mindspore/kernels``), written under a temporary name and
 renamed when complete. Without a C++ compiler, on GPU/Ascend, in fp16, or with ``MASS_CPU_KERNELS=0``,
-``beam_attention`` returns None and the step uses MindSpore ops (the same results up to float rounding).
+``step_kernels`` returns None and the step uses MindSpore ops (the same results up to float rounding).
 """
 
 import hashlib
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_DIR = Path(__file__).resolve().parent / "kernels"
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
-_OPS: dict = {}  # kernel name -> Custom op, or None when it cannot be built here
+_OPS: dict = {}  # (source name, function) -> Custom op, or None when it cannot be built here
 
 
 def enabled() -> bool:
@@ -70,25 +71,31 @@ def build(name: str, compiler: str | None = None) -> Path:
     return library
 
 
-def _custom_op(name: str, function: str):
-    """The ``Custom`` op of ``function`` in ``kernels/<name>.cc`` (output: the first input's shape and dtype),
-    or None when it cannot be built (logged once)."""
-    if name not in _OPS:
+def _custom_op(name: str, function: str, out_shape):
+    """The ``Custom`` op of ``function`` in ``kernels/<name>.cc`` (output: ``out_shape`` of the input shapes, the
+    first input's dtype), or None when it cannot be built (logged once)."""
+    if (name, function) not in _OPS:
         try:
             library = build(name)
-            _OPS[name] = ops.Custom(f"{library}:{function}", out_shape=lambda *shapes: shapes[0],
-                                    out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
+            _OPS[name, function] = ops.Custom(f"{library}:{function}", out_shape=out_shape,
+                                              out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
         except (OSError, subprocess.CalledProcessError) as error:
             detail = getattr(error, "stderr", "") or error
             logger.warning("CPU kernel %s not built (%s); decoding uses MindSpore ops", name, str(detail).strip()[:500])
-            _OPS[name] = None
-    return _OPS[name]
+            _OPS[name, function] = None
+    return _OPS[name, function]
 
 
-def beam_attention(compute_dtype=ms.float32):
-    """The fused beam-step self-attention (``SelfAttention.beam_step``): ``op(q, old_k, old_v, recent_k,
-    recent_v, ancestors_old, ancestors_recent)``, or ``op(q, recent_k, recent_v, ancestors_recent)`` without
-    an old part; None where it cannot be used."""
+def step_kernels(compute_dtype=ms.float32):
+    """The fused attentions of a beam step, ``(self_attention, cross_attention)``, or None where they cannot
+    be used.
+
+    ``self_attention(q, k, v, at, old_k, old_v, recent_k, recent_v, ancestors_old, ancestors_recent)`` (or
+    without the three old inputs): ``SelfAttention.beam_step``'s attention, writing ``k``/``v`` into the recent
+    window in place; ``cross_attention(q_rows, k, v, bias, scale)``: ``CrossAttention.beam_step``'s, on rows
+    (rows, 1, d) with the heads side by side."""
     if not enabled() or compute_dtype != ms.float32:
         return None
-    return _custom_op("beam_attention", "BeamAttention")
+    kernels = (_custom_op("beam_attention", "BeamAttention", lambda *shapes: shapes[0]),
+               _custom_op("beam_attention", "CrossAttention", lambda *shapes: shapes[0]))
+    return None if None in kernels else kernels

@@ -402,12 +402,12 @@ def _topk_step_function(model, beam: int, k: int, block: int):
     """The jit-compiled beam-search step of ``model`` over a pointer cache (``MassTransformer.beam_step``)
     that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of
     ``banned_tokens``), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
-    step wrote it in place (the fused CPU attention, ``cpu_kernels.beam_attention``: the caller keeps its
+    step wrote it in place (the fused CPU attention, ``cpu_kernels.step_kernels``: the caller keeps its
     window); built once per (model, beam, k, block, kernel). The old part and the cross-attention keys are
     inputs only: never copied."""
     functions = _TOPK_FUNCTIONS.setdefault(model, {})
-    kernel = cpu_kernels.beam_attention(model.compute_dtype)
-    key = (beam, k, block, kernel is not None)
+    kernels = cpu_kernels.step_kernels(model.compute_dtype)
+    key = (beam, k, block, kernels is not None)
     if key not in functions:
         minus_inf = Tensor(-np.inf, ms.float32)
 
@@ -415,17 +415,17 @@ def _topk_step_function(model, beam: int, k: int, block: int):
         def step(tokens, positions, memory_bias, old, recent, cross, at, ancestors_old, ancestors_recent, index, on,
                  weights):
             hidden, recent = model.beam_step(tokens, positions, memory_bias, beam, old, recent, cross, at,
-                                             ancestors_old, ancestors_recent, weights, kernel)  # (rows, 1, d)
+                                             ancestors_old, ancestors_recent, weights, kernels)  # (rows, 1, d)
             logits = model.step_logits(hidden, weights).astype(ms.float32).squeeze(1)  # (rows, vocab)
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
             log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
             values, ids = blocked_topk(log_probs, k, block) if block else ops.topk(log_probs, k)
-            if kernel is None:
+            if kernels is None:
                 return values, ids, recent
             return values, ids  # the window was written in place: returning it would copy it
 
-        functions[key] = step if kernel is None else lambda *args: step(*args) + (None,)
+        functions[key] = step if kernels is None else lambda *args: step(*args) + (None,)
     return functions[key]
 
 

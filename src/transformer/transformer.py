@@ -94,17 +94,18 @@ class DecoderLayer(nn.Cell):
         return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
 
     def beam_step(self, x, memory_bias, beam, old, recent, cross, at, allowed_old, allowed_recent, weights,
-                  kernel=None):
-        """A beam-search step over a pointer cache (``SelfAttention.beam_step``, whose ``allowed_*`` and
-        ``kernel`` these are): old and recent are this layer's (keys, values) pairs, old None before there is
-        an old part; weights: ``step_weights()``; returns (x, new recent)."""
+                  kernels=None):
+        """A beam-search step over a pointer cache (``SelfAttention.beam_step``, whose ``allowed_*`` these are):
+        old and recent are this layer's (keys, values) pairs, old None before there is an old part; weights:
+        ``step_weights()``; kernels: ``cpu_kernels.step_kernels()`` (self- and cross-attention fused) or None;
+        returns (x, new recent)."""
         old_k, old_v = old if old is not None else (None, None)
         attended, recent_k, recent_v = self.self_attention.beam_step(
             self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent,
-            weights[0:2], kernel)
+            weights[0:2], None if kernels is None else kernels[0])
         x = x + self.dropout(attended)
         attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_bias,
-                                                  weights[2:4])
+                                                  weights[2:4], None if kernels is None else kernels[1])
         x = x + self.dropout(attended)
         return self.ffn(x, weights[4:6]), (recent_k, recent_v)
 
@@ -253,7 +254,7 @@ class MassTransformer(nn.Cell):
         return score_bias(allowed, (batch, self.config.num_attention_heads, beam, src_len))
 
     def beam_step(self, dec_in_ids, dec_positions, memory_bias, beam: int, old, recent, cross, at,
-                  ancestors_old, ancestors_recent, weights, kernel=None):
+                  ancestors_old, ancestors_recent, weights, kernels=None):
         """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
         ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
         window.
@@ -264,12 +265,12 @@ class MassTransformer(nn.Cell):
         example's beams share it; see ``CrossAttention.beam_step``); at: int32 scalar Tensor, the window
         position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for each
         hypothesis and position, the slot that holds its key there, -1 where it has none yet; weights:
-        ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``); kernel:
-        ``cpu_kernels.beam_attention()`` (the self-attention fused in one op) or None (MindSpore ops).
+        ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``); kernels:
+        ``cpu_kernels.step_kernels()`` (each attention fused in one op) or None (MindSpore ops).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
         heads = self.config.num_attention_heads
-        if kernel is None:  # which keys each hypothesis may attend, as score biases
+        if kernels is None:  # which keys each hypothesis may attend, as score biases
             allowed_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
             allowed_recent = _slot_bias(ancestors_recent, beam, heads)
         else:  # the fused attention reads the ancestors themselves
@@ -278,7 +279,7 @@ class MassTransformer(nn.Cell):
         for i, layer in enumerate(self.decoder_layers):
             x, pair = layer.beam_step(x, memory_bias, beam, old[2 * i:2 * i + 2] if old is not None else None,
                                       recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, allowed_old,
-                                      allowed_recent, weights[n * i:n * (i + 1)], kernel)
+                                      allowed_recent, weights[n * i:n * (i + 1)], kernels)
             new_recent = new_recent + pair
         return self.decoder_norm(x), new_recent
 

@@ -93,6 +93,37 @@ void old_scores_any(const float *q, const float *kt, int64_t S, int64_t D, int64
   }
 }
 
+// o (D) = norm * sum_i p[i] * value[i] (D each): D outputs held in registers over every value
+void weighted_sum(const float *p, const float *const *value, int64_t count, int64_t D, float norm, float *o) {
+  if (D % 8 != 0) {
+    std::fill(o, o + D, 0.0f);
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t d = 0; d < D; ++d) o[d] += p[i] * value[i][d];
+    for (int64_t d = 0; d < D; ++d) o[d] *= norm;
+    return;
+  }
+  int64_t d0 = 0;
+  for (; d0 + 32 <= D; d0 += 32) {
+    v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t i = 0; i < count; ++i) {
+      const float w = p[i], *v = value[i] + d0;
+      a0 += w * load(v);
+      a1 += w * load(v + 8);
+      a2 += w * load(v + 16);
+      a3 += w * load(v + 24);
+    }
+    store(o + d0, a0 * norm);
+    store(o + d0 + 8, a1 * norm);
+    store(o + d0 + 16, a2 * norm);
+    store(o + d0 + 24, a3 * norm);
+  }
+  for (; d0 < D; d0 += 8) {
+    v8 a0 = {};
+    for (int64_t i = 0; i < count; ++i) a0 += p[i] * load(value[i] + d0);
+    store(o + d0, a0 * norm);
+  }
+}
+
 struct Shape {
   int64_t batch, heads, slots, dim, past, window;
 };
@@ -150,40 +181,11 @@ void attend(const Shape &n, const float *q, const float *old_k, const float *old
           norm += score[i];
         }
         norm = count ? 1.0f / norm : 0.0f;
-        float *o = out + (head * S + s) * D;
-        if (vector) {
-          int64_t d0 = 0;
-          for (; d0 + 32 <= D; d0 += 32) {  // 32 outputs in registers over every value
-            v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-            for (int64_t i = 0; i < count; ++i) {
-              const float p = score[i], *v = value[i] + d0;
-              a0 += p * load(v);
-              a1 += p * load(v + 8);
-              a2 += p * load(v + 16);
-              a3 += p * load(v + 24);
-            }
-            store(o + d0, a0 * norm);
-            store(o + d0 + 8, a1 * norm);
-            store(o + d0 + 16, a2 * norm);
-            store(o + d0 + 24, a3 * norm);
-          }
-          for (; d0 < D; d0 += 8) {
-            v8 a0 = {};
-            for (int64_t i = 0; i < count; ++i) a0 += score[i] * load(value[i] + d0);
-            store(o + d0, a0 * norm);
-          }
-        } else {
-          std::fill(o, o + D, 0.0f);
-          for (int64_t i = 0; i < count; ++i)
-            for (int64_t d = 0; d < D; ++d) o[d] += score[i] * value[i][d];
-          for (int64_t d = 0; d < D; ++d) o[d] *= norm;
-        }
+        weighted_sum(score.data(), value.data(), count, D, norm, out + (head * S + s) * D);
       }
     }
   }
 }
-
-}  // namespace
 
 // the step's keys and values (B, H, S, D) into window position `at` of every slot of (B, H, S * W, D)
 void write_window(const Shape &n, const float *k, const float *v, int64_t at, float *recent_k, float *recent_v) {
@@ -194,6 +196,35 @@ void write_window(const Shape &n, const float *k, const float *v, int64_t at, fl
     std::copy(v + row * D, v + (row + 1) * D, recent_v + to);
   }
 }
+
+// Cross-attention of a beam step: queries q (R, 1, H * D) with R = B * S rows, heads side by side and not
+// yet scaled; the examples' memory keys transposed kt (B, H, D, L) and values v (B, H, L, D); the score bias
+// of the memory mask (B, H, S, L); scale () float. Output (R, 1, H * D), heads side by side: what
+// CrossAttention.beam_step's ops compute between the query and output projections (about seven kernels).
+void cross_attend(int64_t B, int64_t H, int64_t S, int64_t D, int64_t L, float scale, const float *q, const float *kt,
+                  const float *v, const float *bias, float *out) {
+  std::vector<float> qh(S * D), scores(S * L);
+  std::vector<const float *> value(L);
+  const std::vector<char> every((L + 15) / 16, 1);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t head = b * H + h;
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t d = 0; d < D; ++d) qh[s * D + d] = q[((b * S + s) * H + h) * D + d] * scale;
+      old_scores_any(qh.data(), kt + head * D * L, S, D, L, every.data(), scores.data());
+      for (int64_t j = 0; j < L; ++j) value[j] = v + (head * L + j) * D;
+      for (int64_t s = 0; s < S; ++s) {
+        float *row = scores.data() + s * L;
+        const float *add = bias + (head * S + s) * L;
+        float best = -INFINITY, norm = 0.0f;
+        for (int64_t j = 0; j < L; ++j) best = std::max(best, row[j] += add[j]);
+        for (int64_t j = 0; j < L; ++j) norm += row[j] = std::exp(row[j] - best);
+        weighted_sum(row, value.data(), L, D, 1.0f / norm, out + ((b * S + s) * H + h) * D);
+      }
+    }
+}
+
+}  // namespace
 
 extern "C" int BeamAttention(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                              void *stream, void *extra) {
@@ -213,5 +244,19 @@ extern "C" int BeamAttention(int nparam, void **params, int *ndims, int64_t **sh
   attend(n, f(0), with_old ? f(4) : nullptr, with_old ? f(5) : nullptr, f(recent), f(recent + 1),
          with_old ? static_cast<const int32_t *>(params[8]) : nullptr,
          static_cast<const int32_t *>(params[anc_recent]), static_cast<float *>(params[nparam - 1]));
+  return 0;
+}
+
+extern "C" int CrossAttention(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *stream, void *extra) {
+  (void)dtypes;
+  (void)stream;
+  (void)extra;
+  if (nparam != 6 || ndims[0] != 3 || ndims[1] != 4 || ndims[3] != 4) return 1;
+  const int64_t B = shapes[1][0], H = shapes[1][1], D = shapes[1][2], L = shapes[1][3], S = shapes[3][2];
+  if (B * S != shapes[0][0] || H * D != shapes[0][2]) return 1;
+  cross_attend(B, H, S, D, L, *static_cast<const float *>(params[4]), static_cast<const float *>(params[0]),
+               static_cast<const float *>(params[1]), static_cast<const float *>(params[2]),
+               static_cast<const float *>(params[3]), static_cast<float *>(params[5]));
   return 0;
 }
