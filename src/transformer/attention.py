@@ -155,14 +155,16 @@ class SelfAttention(nn.Cell):
         """
         rows, _, d = x.shape
         qkv_t, out_t = weights
+        qkv = self.qkv(x, qkv_t)  # (rows, 1, 3 d)
+        if kernel is not None:  # writes k, v into the window in place, then attends: (rows, 1, d)
+            scale = Tensor(self.attend.scale, ms.float32)
+            out = (kernel(qkv, at, scale, recent_k, recent_v, allowed_recent) if old_k is None
+                   else kernel(qkv, at, scale, old_k, old_v, recent_k, recent_v, allowed_old, allowed_recent))
+            return self.out(out, out_t), recent_k, recent_v
         # q, k and v slot-major with one transpose: (rows, 1, 3 d) -> (3, batch, heads, beam, head_dim)
-        qkv = self.qkv(x, qkv_t).reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
+        qkv = qkv.reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
         q, k, v = ops.unstack(qkv, 0)  # 3 x (batch, heads, beam, head_dim)
         q = q * self.attend.scale
-        if kernel is not None:  # writes k, v into the window in place, then attends: (batch, heads, beam, head_dim)
-            out = (kernel(q, k, v, at, recent_k, recent_v, allowed_recent) if old_k is None
-                   else kernel(q, k, v, at, old_k, old_v, recent_k, recent_v, allowed_old, allowed_recent))
-            return self.out(from_slot_major(out), out_t), recent_k, recent_v
         recent_k = write_slots(recent_k, k, at)
         recent_v = write_slots(recent_v, v, at)
         dtype = self.attend.compute_dtype

@@ -90,12 +90,13 @@ def step_kernels(compute_dtype=ms.float32):
     """The fused attentions of a beam step, ``(self_attention, cross_attention)``, or None where they cannot
     be used.
 
-    ``self_attention(q, k, v, at, old_k, old_v, recent_k, recent_v, ancestors_old, ancestors_recent)`` (or
-    without the three old inputs): ``SelfAttention.beam_step``'s attention, writing ``k``/``v`` into the recent
-    window in place; ``cross_attention(q_rows, k, v, bias, scale)``: ``CrossAttention.beam_step``'s, on rows
-    (rows, 1, d) with the heads side by side."""
+    ``self_attention(qkv, at, scale, old_k, old_v, recent_k, recent_v, ancestors_old, ancestors_recent)`` (or
+    without the three old inputs): ``SelfAttention.beam_step``'s attention, from the projected rows (rows, 1,
+    3 d) to (rows, 1, d), writing the rows' keys and values into the recent window in place;
+    ``cross_attention(q, k, v, bias, scale)``: ``CrossAttention.beam_step``'s, from the projected queries
+    (rows, 1, d) to (rows, 1, d). Heads lie side by side in rows, as the projections make them."""
     if not enabled() or compute_dtype != ms.float32:
         return None
-    kernels = (_custom_op("beam_attention", "BeamAttention", lambda *shapes: shapes[0]),
+    kernels = (_custom_op("beam_attention", "BeamAttention", lambda qkv, *_: [*qkv[:-1], qkv[-1] // 3]),
                _custom_op("beam_attention", "CrossAttention", lambda *shapes: shapes[0]))
     return None if None in kernels else kernels

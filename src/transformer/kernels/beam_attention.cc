@@ -6,17 +6,19 @@
 // ancestor's slot at each position) and the weighted sum of their values. Disallowed keys are skipped
 // (the ops add NEG_INF; exp gives 0 either way), so whatever a window held before is never read.
 //
-// Inputs (float32 unless said), B examples, H heads, S slots (beam), D head_dim, P old, W recent positions:
-//   q          (B, H, S, D)       queries, already scaled
-//   k, v       (B, H, S, D)       the step's keys and values, written at window position `at` of every slot
-//   at         () int32
+// Inputs (float32 unless said), B examples, H heads, S slots (beam), D head_dim, P old, W recent positions,
+// R = B * S hypothesis rows (row = example * S + slot), d = H * D:
+//   qkv        (R, 1, 3 * d)      the rows' queries, keys and values, heads side by side (not yet scaled)
+//   at         () int32           the window position this step writes
+//   scale      () float32         the score scale, 1 / sqrt(D)
 //   old_k      (B, H, D, S * P)   old keys, transposed, slot-major (slot s, position j at s * P + j)
 //   old_v      (B, H, S * P, D)   old values, slot-major
-//   recent_k   (B, H, S * W, D)   recent keys, slot-major
+//   recent_k   (B, H, S * W, D)   recent keys, slot-major: the step's keys are written at `at` of each slot
 //   recent_v   (B, H, S * W, D)
-//   anc_old    (B * S, P) int32   per hypothesis and position, the slot holding its key, -1 for none
-//   anc_recent (B * S, W) int32
-// Output: (B, H, S, D). Without an old part the inputs are q, k, v, at, recent_k, recent_v, anc_recent.
+//   anc_old    (R, P) int32       per hypothesis and position, the slot holding its key, -1 for none
+//   anc_recent (R, W) int32
+// Output: (R, 1, d), heads side by side. Without an old part the inputs are qkv, at, scale, recent_k,
+// recent_v, anc_recent.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -128,10 +130,12 @@ struct Shape {
   int64_t batch, heads, slots, dim, past, window;
 };
 
-void attend(const Shape &n, const float *q, const float *old_k, const float *old_v, const float *recent_k,
-            const float *recent_v, const int32_t *anc_old, const int32_t *anc_recent, float *out) {
-  const int64_t S = n.slots, D = n.dim, P = n.past, W = n.window;
+void attend(const Shape &n, const float *qkv, float scale, const float *old_k, const float *old_v,
+            const float *recent_k, const float *recent_v, const int32_t *anc_old, const int32_t *anc_recent,
+            float *out) {
+  const int64_t S = n.slots, D = n.dim, P = n.past, W = n.window, d = n.heads * D;
   const bool vector = D % 8 == 0;
+  std::vector<float> q(S * D);  // a head's queries, scaled
   std::vector<float> full(S * S * P);  // every query slot's scores against the (needed) old keys of a head
   std::vector<float> score(P + W);
   std::vector<const float *> value(P + W);
@@ -147,7 +151,9 @@ void attend(const Shape &n, const float *q, const float *old_k, const float *old
       }
     for (int64_t h = 0; h < n.heads; ++h) {
       const int64_t head = b * n.heads + h;
-      const float *qh = q + head * S * D;
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t i = 0; i < D; ++i) q[s * D + i] = qkv[(b * S + s) * 3 * d + h * D + i] * scale;
+      const float *qh = q.data();
       if (P > 0) old_scores_any(qh, old_k + head * D * S * P, S, D, S * P, needed.data(), full.data());
       for (int64_t s = 0; s < S; ++s) {
         const int64_t hyp = b * S + s;
@@ -181,20 +187,23 @@ void attend(const Shape &n, const float *q, const float *old_k, const float *old
           norm += score[i];
         }
         norm = count ? 1.0f / norm : 0.0f;
-        weighted_sum(score.data(), value.data(), count, D, norm, out + (head * S + s) * D);
+        weighted_sum(score.data(), value.data(), count, D, norm, out + hyp * d + h * D);
       }
     }
   }
 }
 
-// the step's keys and values (B, H, S, D) into window position `at` of every slot of (B, H, S * W, D)
-void write_window(const Shape &n, const float *k, const float *v, int64_t at, float *recent_k, float *recent_v) {
-  const int64_t D = n.dim;
-  for (int64_t row = 0; row < n.batch * n.heads * n.slots; ++row) {  // row = (b * H + h) * S + s
-    const int64_t to = (row * n.window + at) * D;
-    std::copy(k + row * D, k + (row + 1) * D, recent_k + to);
-    std::copy(v + row * D, v + (row + 1) * D, recent_v + to);
-  }
+// the step's keys and values (the k and v thirds of qkv rows) into window position `at` of every slot
+void write_window(const Shape &n, const float *qkv, int64_t at, float *recent_k, float *recent_v) {
+  const int64_t D = n.dim, d = n.heads * D;
+  for (int64_t b = 0; b < n.batch; ++b)
+    for (int64_t h = 0; h < n.heads; ++h)
+      for (int64_t s = 0; s < n.slots; ++s) {
+        const float *row = qkv + (b * n.slots + s) * 3 * d + h * D;
+        const int64_t to = (((b * n.heads + h) * n.slots + s) * n.window + at) * D;
+        std::copy(row + d, row + d + D, recent_k + to);
+        std::copy(row + 2 * d, row + 2 * d + D, recent_v + to);
+      }
 }
 
 // Cross-attention of a beam step: queries q (R, 1, H * D) with R = B * S rows, heads side by side and not
@@ -231,18 +240,21 @@ extern "C" int BeamAttention(int nparam, void **params, int *ndims, int64_t **sh
   (void)dtypes;
   (void)stream;
   (void)extra;
-  const bool with_old = nparam == 11;
-  if ((!with_old && nparam != 8) || ndims[0] != 4) return 1;
-  Shape n{shapes[0][0], shapes[0][1], shapes[0][2], shapes[0][3], 0, 0};
-  const int recent = with_old ? 6 : 4, anc_recent = with_old ? 9 : 6;
+  const bool with_old = nparam == 10;
+  if ((!with_old && nparam != 7) || ndims[0] != 3) return 1;
+  const int recent = with_old ? 5 : 3, anc_recent = with_old ? 8 : 5;
+  if (ndims[recent] != 4) return 1;
+  Shape n{shapes[recent][0], shapes[recent][1], 0, shapes[recent][3], 0, 0};
+  n.slots = shapes[0][0] / n.batch;
+  if (n.slots * n.batch != shapes[0][0] || shapes[0][2] != 3 * n.heads * n.dim) return 1;
   n.window = shapes[recent][2] / n.slots;
-  n.past = with_old ? shapes[5][2] / n.slots : 0;
-  const int64_t at = *static_cast<const int32_t *>(params[3]);
+  n.past = with_old ? shapes[4][2] / n.slots : 0;
+  const int64_t at = *static_cast<const int32_t *>(params[1]);
   if (at < 0 || at >= n.window) return 1;
   const auto f = [&](int i) { return static_cast<const float *>(params[i]); };
-  write_window(n, f(1), f(2), at, static_cast<float *>(params[recent]), static_cast<float *>(params[recent + 1]));
-  attend(n, f(0), with_old ? f(4) : nullptr, with_old ? f(5) : nullptr, f(recent), f(recent + 1),
-         with_old ? static_cast<const int32_t *>(params[8]) : nullptr,
+  write_window(n, f(0), at, static_cast<float *>(params[recent]), static_cast<float *>(params[recent + 1]));
+  attend(n, f(0), *f(2), with_old ? f(3) : nullptr, with_old ? f(4) : nullptr, f(recent), f(recent + 1),
+         with_old ? static_cast<const int32_t *>(params[7]) : nullptr,
          static_cast<const int32_t *>(params[anc_recent]), static_cast<float *>(params[nparam - 1]));
   return 0;
 }
