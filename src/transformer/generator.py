@@ -282,8 +282,8 @@ class PointerCache:
     is its own there: gathered by ``beam_indices`` every step (as the tokens are), -1 where nothing is
     written yet. Positions before ``old_len`` lie in ``old`` (per layer keys and values, slot-major, the
     keys transposed: ``MassTransformer.join_window``; None at first), which a step only reads; the last
-    ``width`` in ``recent``, which the step rewrites and hands back; a full window joins ``old`` and a new
-    one opens.
+    ``width`` in ``recent``, which the step rewrites and hands back (or, with the fused CPU attention, writes
+    in place); a full window joins ``old`` and a new one opens.
     """
 
     def __init__(self, model, cross, batch: int, beam: int, max_len: int, width: int = CACHE_LENGTH_MULTIPLE):
@@ -300,7 +300,7 @@ class PointerCache:
     def advance(self, beam_indices, step: int) -> tuple:
         """Make ready for ``step`` of the hypotheses that ``beam_indices`` (rows,) selects (None at step 0):
         the ``beam_step`` arguments from ``old`` on (old, recent, cross, at, ancestors_old, ancestors_recent).
-        The caller stores the step's new window in ``recent``."""
+        The caller stores the step's new window in ``recent`` (unless the step wrote it in place)."""
         if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
             self.old = ms.mutable(self.model.join_window(self.old, self.recent, self.beam))
             self.recent, self.old_len = self.empty, step
@@ -315,8 +315,10 @@ class PointerCache:
 
 def empty_window(model, batch: int, beam: int, width: int) -> tuple:
     """``model.beam_window(batch, beam, width)``, made once per model and shape and shared by every window
-    of every search (a step never changes its inputs: it returns a new window). Making the zeros anew at
-    each window cost 7 ms per call in a decode (MindSpore, CPU)."""
+    of every search. A step with MindSpore ops returns a new window; the fused CPU attention
+    (``cpu_kernels``) writes into this one in place, which is safe: a hypothesis reads a window position
+    only where its ancestors say a key was written in the current window, and a window joining the old part
+    is copied. Making the zeros anew at each window cost 7 ms per call in a decode (MindSpore, CPU)."""
     windows = _EMPTY_WINDOWS.setdefault(model, {})
     if (batch, beam, width) not in windows:
         windows[batch, beam, width] = model.beam_window(batch, beam, width)
