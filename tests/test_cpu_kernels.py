@@ -130,6 +130,18 @@ def test_kernel_build_is_cached_and_complete(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no temporary left behind
 
 
+def test_corrupt_cached_kernel_is_compiled_again(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MASS_KERNEL_CACHE", str(tmp_path))
+    try:
+        library = cpu_kernels.build("beam_attention")
+    except OSError as error:
+        pytest.skip(f"no C++ compiler here: {error}")
+    library.write_bytes(b"not a shared library")
+    assert cpu_kernels.build("beam_attention") == library
+    assert "not a loadable library" in caplog.text
+    assert library.read_bytes()[:4] == b"\x7fELF"
+
+
 def test_kernel_falls_back_to_ops_without_a_compiler(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MASS_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))

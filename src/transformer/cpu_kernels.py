@@ -12,6 +12,7 @@ renamed when complete. Without a C++ compiler, on GPU/Ascend, in fp16, or with `
 ``step_kernels`` returns None and the step uses MindSpore ops (the same results up to float rounding).
 """
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -51,8 +52,17 @@ def _cpu_signature() -> str:
     return "\n".join(wanted) or platform.processor() or platform.machine()
 
 
+def _loads(library: Path) -> bool:
+    try:
+        ctypes.CDLL(str(library))
+    except OSError:
+        return False
+    return True
+
+
 def build(name: str, compiler: str | None = None) -> Path:
-    """The shared library of ``kernels/<name>.cc``, compiled into the cache unless already there.
+    """The shared library of ``kernels/<name>.cc``, compiled into the cache unless already there (and
+    loadable: a corrupt one is compiled again).
     Raises ``OSError`` (no compiler, unwritable cache) or ``subprocess.CalledProcessError`` (compile error)."""
     compiler = compiler or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not compiler:
@@ -62,7 +72,10 @@ def build(name: str, compiler: str | None = None) -> Path:
     key = hashlib.sha256("\0".join([source.read_text(), " ".join(FLAGS), version, _cpu_signature()]).encode())
     library = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
     if library.is_file():
-        return library
+        if _loads(library):
+            return library
+        logger.warning("%s: not a loadable library (corrupt?); compiling it again", library)
+        library.unlink(missing_ok=True)
     library.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(library.parent)
     with atomic_path(library) as tmp:
