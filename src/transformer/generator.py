@@ -238,6 +238,33 @@ class StreamFeed:
             self.cross = ms.mutable(cross)
 
 
+class Ancestors:
+    """Per live hypothesis (row ``example * beam + slot``) and cache position, the slot whose key is the
+    hypothesis' own there, -1 where it has none: the bookkeeping of a pointer cache (``PointerCache``,
+    ``StreamCache``), on the host."""
+
+    def __init__(self, rows: int, beam: int, positions: int):
+        self.table = np.full((rows, positions), -1, dtype=np.int32)
+        self.slot = (np.arange(rows) % beam).astype(np.int32)  # each row writes its keys in its own slot
+
+    def advance(self, beam_indices, position: int):
+        """The hypotheses that ``beam_indices`` (rows,) selects (None: the same rows) inherit their parents'
+        ancestors, and each row's new key at ``position`` is in its own slot."""
+        if beam_indices is not None:
+            self.table = self.table[beam_indices]
+        self.table[:, position] = self.slot
+
+    def drop_oldest(self, count: int):
+        """The first ``count`` positions leave; ``count`` empty ones join at the end."""
+        self.table = np.concatenate([self.table[:, count:], np.full((len(self.table), count), -1, np.int32)], 1)
+
+    def parts(self, start: int, width: int) -> tuple:
+        """(positions before ``start``, or None when ``start`` is 0; the ``width`` from ``start``) as int32
+        Tensors for ``beam_step``."""
+        return (Tensor(self.table[:, :start]) if start else None,
+                Tensor(np.ascontiguousarray(self.table[:, start:start + width])))
+
+
 class StreamCache:
     """The self-attention cache of ``generate_stream``: ``PointerCache``'s, in global time. The old part
     always holds the ``past`` positions before the recent window (zeros at first); a full window joins it
@@ -248,14 +275,12 @@ class StreamCache:
         self.model, self.beam, self.width, self.past = model, beam, width, past
         self.old = ms.mutable(model.join_window(None, empty_window(model, batch, beam, past), beam))
         self.recent = self.empty = empty_window(model, batch, beam, width)
-        rows = batch * beam
-        self.ancestors = np.full((rows, past + width), -1, dtype=np.int32)
-        self.slot = (np.arange(rows) % beam).astype(np.int32)
+        self.ancestors = Ancestors(batch * beam, beam, past + width)
         self.time = 0  # global steps so far
 
     def clear(self, slots: np.ndarray):
         """The rows of ``slots`` start a new example: no key of theirs yet."""
-        self.ancestors[slot_rows(slots, self.beam)] = -1
+        self.ancestors.table[slot_rows(slots, self.beam)] = -1
 
     def advance(self, beam_indices) -> tuple:
         """Make ready for the next step (``PointerCache.advance``): (old, recent, at, ancestors_old,
@@ -264,21 +289,17 @@ class StreamCache:
         if at == 0 and self.time:  # the window is full: it joins the old part, whose oldest window leaves
             self.old = ms.mutable(_shift_function(self.model, self.beam)(self.old, ms.mutable(self.recent)))
             self.recent = self.empty
-            self.ancestors = np.concatenate([self.ancestors[:, self.width:],
-                                             np.full((len(self.ancestors), self.width), -1, np.int32)], axis=1)
-        if beam_indices is not None:
-            self.ancestors = self.ancestors[beam_indices]
-        self.ancestors[:, self.past + at] = self.slot
+            self.ancestors.drop_oldest(self.width)
+        self.ancestors.advance(beam_indices, self.past + at)
         self.time += 1
-        return (self.old, ms.mutable(self.recent), Tensor(at, ms.int32), Tensor(self.ancestors[:, :self.past]),
-                Tensor(np.ascontiguousarray(self.ancestors[:, self.past:])))
+        return (self.old, ms.mutable(self.recent), Tensor(at, ms.int32), *self.ancestors.parts(self.past, self.width))
 
 
 class PointerCache:
     """Beam search's self-attention cache for ``MassTransformer.beam_step``, never reordered.
 
     Row ``example * beam + slot`` writes the key/value of step ``t`` into its own slot at position ``t``.
-    ``ancestors`` (rows, positions) holds, for each live hypothesis and past position, the slot whose key
+    ``ancestors`` (``Ancestors``) holds, for each live hypothesis and past position, the slot whose key
     is its own there: gathered by ``beam_indices`` every step (as the tokens are), -1 where nothing is
     written yet. Positions before ``old_len`` lie in ``old`` (per layer keys and values, slot-major, the
     keys transposed: ``MassTransformer.join_window``; None at first), which a step only reads; the last
@@ -293,9 +314,7 @@ class PointerCache:
         self.cross = ms.mutable(tuple(cross))
         self.old, self.old_len = None, 0
         self.recent = self.empty = empty_window(model, batch, beam, width)
-        rows = batch * beam
-        self.ancestors = np.full((rows, max_len + width), -1, dtype=np.int32)
-        self.slot = (np.arange(rows) % beam).astype(np.int32)
+        self.ancestors = Ancestors(batch * beam, beam, max_len + width)
 
     def advance(self, beam_indices, step: int) -> tuple:
         """Make ready for ``step`` of the hypotheses that ``beam_indices`` (rows,) selects (None at step 0):
@@ -304,13 +323,9 @@ class PointerCache:
         if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
             self.old = ms.mutable(self.model.join_window(self.old, self.recent, self.beam))
             self.recent, self.old_len = self.empty, step
-        if beam_indices is not None:
-            self.ancestors = self.ancestors[beam_indices]
-        self.ancestors[:, step] = self.slot
-        old, start = self.old, self.old_len
-        return (old, ms.mutable(self.recent), self.cross,
-                Tensor(step - start, ms.int32), None if old is None else Tensor(self.ancestors[:, :start]),
-                Tensor(np.ascontiguousarray(self.ancestors[:, start:start + self.width])))
+        self.ancestors.advance(beam_indices, step)
+        return (self.old, ms.mutable(self.recent), self.cross, Tensor(step - self.old_len, ms.int32),
+                *self.ancestors.parts(self.old_len, self.width))
 
 
 def empty_window(model, batch: int, beam: int, width: int) -> tuple:
