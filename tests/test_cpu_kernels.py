@@ -1,6 +1,7 @@
 """The hand-written CPU kernels of beam decoding (``src/transformer/cpu_kernels.py``): its results against the
 MindSpore ops it replaces, generation with and without it, and its build (cache, fallback)."""
 
+import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import Tensor
@@ -23,7 +24,7 @@ def kernels():
 def _attention(d: int, heads: int, kind=SelfAttention, seed: int = 0):
     config = MassConfig().override([f"--model_config.hidden_size={d}", f"--model_config.num_attention_heads={heads}",
                                     "--model_config.attention_dropout_prob=0.0"]).model_config
-    return kind(config, np.random.default_rng(seed), cpu_kernels.ms.float32)
+    return kind(config, np.random.default_rng(seed), ms.float32)
 
 
 def _ancestors(rng, rows: int, beam: int, length: int, own_at=None) -> np.ndarray:
@@ -55,7 +56,7 @@ def test_self_attention_kernel_equals_the_ops(kernels, batch, beam, heads, head_
         old_v = Tensor(rng.standard_normal((batch, heads, beam * past, head_dim)).astype(np.float32))
         ancestors_old = Tensor(_ancestors(rng, rows, beam, past))
     ancestors_recent = Tensor(_ancestors(rng, rows, beam, width, own_at=at))
-    at_tensor = Tensor(at, cpu_kernels.ms.int32)
+    at_tensor = Tensor(at, ms.int32)
 
     bias_old = _slot_bias(ancestors_old, beam, heads) if past else None
     expected, expected_k, expected_v = layer.beam_step(
@@ -155,4 +156,4 @@ def test_kernel_switched_off(monkeypatch):
     monkeypatch.setenv("MASS_CPU_KERNELS", "0")
     assert cpu_kernels.step_kernels() is None
     monkeypatch.setenv("MASS_CPU_KERNELS", "1")
-    assert cpu_kernels.step_kernels(cpu_kernels.ms.float16) is None  # fp16 steps keep the ops
+    assert cpu_kernels.step_kernels(ms.float16) is None  # fp16 steps keep the ops

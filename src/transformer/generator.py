@@ -101,18 +101,18 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     forbid = (PAD_ID, MASK_ID)
     cache = None  # the host-distribution path's cache, made at its first step
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
-    memory = memory_mask = memory_bias = weights = None  # made at the first step, as the path needs them
+    memory = memory_mask = memory_bias = weights = decode_step = None  # made at the first step, as needed
 
     def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
-        nonlocal pointer_cache, memory_bias, weights
+        nonlocal pointer_cache, memory_bias, weights, decode_step
         if pointer_cache is None:  # one graph: the encoder, the memory bias, every layer's memory keys, weights
             memory_bias, cross, weights = _encode_function(model, beam_size)(src)  # per example and layer
             weights = ms.mutable(weights)
             pointer_cache = PointerCache(model, cross, batch, beam_size, cache_len)
+            k = min(k, model.config.vocab_size)  # the same k at every step
+            decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
-        k = min(k, model.config.vocab_size)
-        decode_step = _topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
         values, ids, recent = decode_step(tokens, positions, memory_bias, *pointer_cache.advance(beam_indices, step),
                                           *banned_scatter(banned_tokens(rows, rules)), weights)
         if recent is not None:  # else the step wrote the window in place
@@ -254,6 +254,10 @@ class Ancestors:
             self.table = self.table[beam_indices]
         self.table[:, position] = self.slot
 
+    def forget(self, rows: np.ndarray):
+        """``rows`` start new hypotheses: no key of theirs anywhere yet."""
+        self.table[rows] = -1
+
     def drop_oldest(self, count: int):
         """The first ``count`` positions leave; ``count`` empty ones join at the end."""
         self.table = np.concatenate([self.table[:, count:], np.full((len(self.table), count), -1, np.int32)], 1)
@@ -280,7 +284,7 @@ class StreamCache:
 
     def clear(self, slots: np.ndarray):
         """The rows of ``slots`` start a new example: no key of theirs yet."""
-        self.ancestors.table[slot_rows(slots, self.beam)] = -1
+        self.ancestors.forget(slot_rows(slots, self.beam))
 
     def advance(self, beam_indices) -> tuple:
         """Make ready for the next step (``PointerCache.advance``): (old, recent, at, ancestors_old,

@@ -39,10 +39,13 @@ inline float sum(v8 v) {
   return total;
 }
 
-inline float dot(const float *a, const float *b, int64_t n) {  // n a multiple of 8
+inline float dot(const float *a, const float *b, int64_t n) {
   v8 acc = {};
-  for (int64_t i = 0; i < n; i += 8) acc += load(a + i) * load(b + i);
-  return sum(acc);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc += load(a + i) * load(b + i);
+  float total = sum(acc);
+  for (; i < n; ++i) total += a[i] * b[i];
+  return total;
 }
 
 // scores (kSlots, C) = q (kSlots, D) times kt (D, C), in blocks of 16 columns held in registers over the
@@ -134,7 +137,6 @@ void attend(const Shape &n, const float *qkv, float scale, const float *old_k, c
             const float *recent_k, const float *recent_v, const int32_t *anc_old, const int32_t *anc_recent,
             float *out) {
   const int64_t S = n.slots, D = n.dim, P = n.past, W = n.window, d = n.heads * D;
-  const bool vector = D % 8 == 0;
   std::vector<float> q(S * D);  // a head's queries, scaled
   std::vector<float> full(S * S * P);  // every query slot's scores against the (needed) old keys of a head
   std::vector<float> score(P + W);
@@ -170,14 +172,7 @@ void attend(const Shape &n, const float *qkv, float scale, const float *old_k, c
         for (int64_t j = 0; j < W; ++j) {
           const int32_t a = anc_recent[hyp * W + j];
           if (a < 0) continue;
-          const float *k = recent_k + (head * S * W + a * W + j) * D;
-          float total = 0.0f;
-          if (vector) {
-            total = dot(qs, k, D);
-          } else {
-            for (int64_t d = 0; d < D; ++d) total += qs[d] * k[d];
-          }
-          score[count] = total;
+          score[count] = dot(qs, recent_k + (head * S * W + a * W + j) * D, D);
           value[count] = recent_v + (head * S * W + a * W + j) * D;
           best = std::max(best, score[count++]);
         }
