@@ -23,6 +23,9 @@ Examples:
 
 The config defaults to the one stored in the checkpoint; --config replaces it (needed for an .npz).
 Config keys can be overridden as --section.key=value, e.g. --decode_config.length_penalty_weight=0.6.
+On CPU, beam search runs its attention in two kernels that g++ (or $CXX) compiles on first use into
+$MASS_KERNEL_CACHE (default ~/.cache/mass_mindspore/kernels); MASS_CPU_KERNELS=0, or no compiler, uses
+MindSpore ops instead (same hypotheses).
 """
 
 import argparse
