@@ -7,8 +7,13 @@ averaged are listed on stdout. Only model parameters are averaged: optimizer
 moments, step counters, the learning rate, the loss scale and the run state are left out. The .npz
 is read by eval.py and export.py like a checkpoint (src/utils/checkpoint.py).
 
+--best N takes the N step checkpoints with the best validation score of the run they belong to (the
+run's metrics.jsonl, one folder above checkpoints/): the mean validation ROUGE-1/2/L where the run decoded
+during validation (checkpoint_options.best_by=rouge), else the lowest validation loss.
+
 Examples:
     python weights_average.py --input_folder runs/x/checkpoints --last 5 --output_file runs/x/last5.npz
+    python weights_average.py --input_folder runs/x/checkpoints --best 3 --output_file runs/x/best3.npz
     python weights_average.py --input_files a_step900.ckpt,a_step1000.ckpt --output_file avg
 """
 
@@ -31,12 +36,62 @@ def parse_args(argv=None):
     p.add_argument("--input_folder", default="", help="folder whose <prefix>_step<N>.ckpt files are averaged")
     p.add_argument("--last", type=int, default=None, metavar="N",
                    help="with --input_folder: only the N highest-step <prefix>_step<N>.ckpt files")
+    p.add_argument("--best", type=int, default=None, metavar="N",
+                   help="with --input_folder: the N step checkpoints with the best validation score (ROUGE if "
+                        "the run decoded, else loss) in the run's metrics.jsonl")
     p.add_argument("--output_file", required=True, help="output .npz (the suffix is added if missing)")
     return p.parse_args(argv)
 
 
+def best_step_checkpoints(folder, count: int, metrics=None) -> list:
+    """The ``count`` step checkpoints of ``folder`` with the best validation score in ``metrics`` (default:
+    ``<folder>/../metrics.jsonl``): highest mean ROUGE where the run decoded, else lowest loss; oldest step
+    first. A UserError when a checkpoint has no validation record or the folder holds several phases."""
+    from pathlib import Path
+
+    from src.training.metrics_log import read_metrics
+    from src.utils.checkpoint import checkpoint_prefix, step_checkpoints
+
+    if count < 1:
+        raise UserError(f"--best must be at least 1, got {count}")
+    folder = Path(folder)
+    found = step_checkpoints(folder)
+    if not found:
+        raise UserError(f"no <prefix>_step<N>.ckpt file in {folder}")
+    prefixes = sorted({checkpoint_prefix(p) for p in found})
+    if len(prefixes) > 1:
+        raise UserError(f"{folder} holds step checkpoints of several runs or phases ({', '.join(prefixes)}): "
+                        "name the files with --input_files")
+    metrics = Path(metrics) if metrics else folder.parent / "metrics.jsonl"
+    if not metrics.is_file():
+        raise UserError(f"{metrics}: not found (--best reads the run's validation records)")
+    phase = prefixes[0].rsplit("_", 1)[-1]
+    valid = {r["step"]: r for r in read_metrics(metrics) if r.get("valid_loss") is not None
+             and r.get("phase", phase) == phase}
+    by_rouge = any("valid_rouge" in r for r in valid.values())
+    scored = []
+    for path in found:
+        step = int(path.stem.rsplit("_step", 1)[1])
+        record = valid.get(step)
+        if record is None or (by_rouge and "valid_rouge" not in record):
+            raise UserError(f"{path}: no validation record for step {step} in {metrics}")
+        scored.append((record["valid_rouge"] if by_rouge else -record["valid_loss"], -step, path))
+    chosen = sorted(scored, reverse=True)[:count]
+    if len(chosen) < count:
+        logger.warning("only %d step checkpoint(s) in %s, fewer than --best %d", len(chosen), folder, count)
+    logger.info("best %d by validation %s: %s", len(chosen), "ROUGE" if by_rouge else "loss",
+                ", ".join(f"{p.name} ({score if by_rouge else -score:.4f})" for score, _, p in chosen))
+    return sorted((p for _, _, p in chosen), key=lambda p: int(p.stem.rsplit("_step", 1)[1]))
+
+
 def select_inputs(args) -> list:
     files = [f.strip() for f in args.input_files.split(",") if f.strip()]
+    if args.last is not None and args.best is not None:
+        raise UserError("give --last or --best, not both")
+    if args.best is not None:
+        if not args.input_folder or files:
+            raise UserError("--best selects from --input_folder only: give --input_folder and no --input_files")
+        return best_step_checkpoints(args.input_folder, args.best)
     if args.last is not None:
         if not args.input_folder or files:
             raise UserError("--last selects from --input_folder only: give --input_folder and no --input_files")

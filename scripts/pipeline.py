@@ -67,8 +67,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", required=True, help="folder for every artefact of the run (created)")
     p.add_argument("--config", default="config/tiny.json", help="model / training preset")
-    p.add_argument("--news", required=True,
-                   help="raw monolingual text, one sentence per line (several: comma-separated)")
+    p.add_argument("--news", default="",
+                   help="raw monolingual text, one sentence per line (several: comma-separated); not needed "
+                        "with --pretrained")
+    p.add_argument("--pretrained", default="",
+                   help="a released pre-trained model (a models/ folder with manifest.json): its BPE codes and "
+                        "vocabulary are used and pre-training is skipped; --config defaults to its config.json")
     p.add_argument("--gigaword", required=True, help="Gigaword folder in the harvardnlp layout (sumdata/, Giga/)")
     p.add_argument("--cornell", required=True, help="folder with movie_lines.txt and movie_conversations.txt")
     p.add_argument("--bpe_merges", type=int, default=10000, help="BPE merge operations")
@@ -117,6 +121,15 @@ def parse_args(argv=None):
                    help="stop once this stage is done (e.g. datasets, pretrain); later stages are not run")
     p.add_argument("--quiet", action="store_true", help="print stage names only, no table")
     args = p.parse_args(argv)
+    config_given = any(a == "--config" or a.startswith("--config=") for a in (sys.argv[1:] if argv is None else argv))
+    if args.pretrained:
+        from src.utils.release import verify_release
+
+        manifest = verify_release(args.pretrained)
+        if not config_given:
+            args.config = str(Path(args.pretrained) / manifest["config"])
+    elif not args.news:
+        p.error("--news is required (or start from a released model with --pretrained)")
     args.cornell_steps = args.cornell_steps or args.finetune_steps
     args.finetune_lr = args.finetune_lr or args.lr
     args.scratch_lr = args.scratch_lr or args.finetune_lr
@@ -148,17 +161,18 @@ class Pipeline:
     def path(self, *parts) -> Path:
         return self.work.joinpath(*parts)
 
-    def stage(self, name, commands, fresh=(), after=()):
+    def stage(self, name, commands, fresh=(), after=(), extra=""):
         """Run ``commands`` (lists of arguments) unless the stage is done; record the wall time.
 
         A stage is done when its marker holds the same fingerprint: a hash of its commands (the Python
         executable left out) and of the fingerprints of the stages named in ``after``, whose outputs it
         reads. So changing an option, or redoing an earlier stage, redoes this one. The folders
-        ``fresh`` are removed first, so that a re-run never mixes with an older one.
+        ``fresh`` are removed first, so that a re-run never mixes with an older one. ``extra`` is hashed
+        with the commands (e.g. the digest of a released model the stage reads).
         """
         marker = self.path("stages", f"{name}.json")
         commands = [[str(c) for c in cmd] for cmd in commands]
-        fingerprint = self.fingerprint(commands, after)
+        fingerprint = self.fingerprint(commands, after, extra)
         done = json.loads(marker.read_text()) if marker.exists() else None
         if done and not self.args.force and done.get("fingerprint") == fingerprint:
             self.timings[name] = done["seconds"]
@@ -192,12 +206,12 @@ class Pipeline:
         print(f" {seconds:.0f} s", flush=True)
         self._maybe_stop(name)
 
-    def fingerprint(self, commands, after) -> str:
+    def fingerprint(self, commands, after, extra="") -> str:
         missing = [a for a in after if a not in self.fingerprints]
         if missing:  # pragma: no cover - a pipeline wiring error
             raise RuntimeError(f"stages {missing} must run first")
         text = json.dumps([[cmd[1:] if cmd and cmd[0] == sys.executable else cmd for cmd in commands],
-                           [self.fingerprints[a] for a in after]])
+                           [self.fingerprints[a] for a in after]] + ([extra] if extra else []))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _maybe_stop(self, name):
@@ -264,7 +278,7 @@ def prepare_data(pipe):
     giga = require_dir(Path(args.gigaword).resolve(), "--gigaword")
     giga_files = {k: require_file(giga / v, f"Gigaword {k}") for k, v in GIGAWORD_FILES.items()}
     cornell = require_dir(Path(args.cornell).resolve(), "--cornell")
-    news = ",".join(str(require_file(Path(n).resolve(), "--news")) for n in args.news.split(","))
+    news = ",".join(str(require_file(Path(n).resolve(), "--news")) for n in args.news.split(",") if n)
     tok, tok_eval, bpe, bpe_eval, mono, data = (pipe.path(d) for d in
                                                 ("tok", "tok_eval", "bpe", "bpe_eval", "mono", "data"))
     codes, vocab = pipe.path("vocab", "bpe.codes"), pipe.path("vocab", "vocab.txt")
@@ -280,20 +294,31 @@ def prepare_data(pipe):
             text_options.record(dst, text_options.options("nltk", lowercase=True, hash_digits=True))
 
     copy_gigaword()
+    release = release_files(pipe)  # a released model brings its codes and vocabulary: no news, no BPE learning
+    news_tokenize = [] if release else [
+        pipe.py("tokenize_corpus.py", "--corpus_folder", news, "--output_folder", tok, "--pool_size", procs, *case)]
     pipe.stage("tokenize", [
-        pipe.py("tokenize_corpus.py", "--corpus_folder", news, "--output_folder", tok, "--pool_size", procs, *case),
+        *news_tokenize,
         pipe.py("cornell_dialog.py", "--raw_folder", cornell, "--output_folder", pipe.path("cornell_raw")),
         pipe.py("tokenize_corpus.py", "--corpus_folder",
                 ",".join(str(pipe.path("cornell_raw", f"cornell_train_{side}.txt")) for side in ("src", "tgt")),
                 "--output_folder", tok, "--pool_size", procs, "--keep_lines", *case),
     ])
+    if release:
+        codes.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(release["codes"], codes)
+        shutil.copyfile(release["vocab"], vocab)
+        learn = [pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok, "--output_folder", bpe,
+                         "--existed_vocab", vocab, "--processes", procs)]
+    else:
+        learn = [["bash", REPO / "scripts" / "learn_subword.sh", "-i", tok, "-o", codes, "-s", str(args.bpe_merges)],
+                 pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok, "--output_folder", bpe,
+                         "--vocab_path", vocab, "--processes", procs)]
     pipe.stage("bpe", [
-        ["bash", REPO / "scripts" / "learn_subword.sh", "-i", tok, "-o", codes, "-s", str(args.bpe_merges)],
-        pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok, "--output_folder", bpe,
-                "--vocab_path", vocab, "--processes", procs),
+        *learn,
         pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok_eval, "--output_folder", bpe_eval,
                 "--existed_vocab", vocab, "--processes", procs),
-    ], after=["tokenize"])
+    ], after=["tokenize"], extra=release.get("digest", "") if release else "")
     mono.mkdir(parents=True, exist_ok=True)
     for f in mono.glob("*.txt"):
         f.unlink()
@@ -303,9 +328,11 @@ def prepare_data(pipe):
         if "cornell_train_src" not in f.name and "giga_train_ref" not in f.name:
             os.symlink(f, mono / f.name)
     length = str(args.max_len)
-    pipe.stage("datasets", [
+    pretraining_data = [] if release else [
         pipe.py("news_crawl.py", "--src_folder", mono, "--existed_vocab", vocab, "--output_folder", data,
-                "--max_len", length, "--min_len", "5", "--valid_every", "100", "--processes", procs),
+                "--max_len", length, "--min_len", "5", "--valid_every", "100", "--processes", procs)]
+    pipe.stage("datasets", [
+        *pretraining_data,
         pipe.py("gigaword.py", *[a for key in GIGAWORD_FILES for a in
                                  (f"--{key}", (bpe if key.startswith("train") else bpe_eval) / f"giga_{key}_bpe.txt")],
                 "--existed_vocab", vocab, "--max_len", length, "--max_tgt_len", "32", "--output_folder", data,
@@ -313,18 +340,37 @@ def prepare_data(pipe):
         pipe.py("cornell_dialog.py", "--raw_folder", cornell, "--output_folder", data / "cornell", "--codes", codes,
                 "--existed_vocab", vocab, "--max_len", length, "--max_tgt_len", length, "--processes", procs, *case),
     ], after=["bpe"])
-    return {"giga_test_ref": giga_files["test_ref"], "data": data, "vocab": vocab, "codes": codes}
+    return {"giga_test_ref": giga_files["test_ref"], "data": data, "vocab": vocab, "codes": codes,
+            "release": release}
+
+
+def release_files(pipe) -> dict | None:
+    """The verified files of --pretrained (weights, vocab, codes by path) and a digest of its manifest;
+    None without --pretrained."""
+    if not pipe.args.pretrained:
+        return None
+    from src.utils.release import MANIFEST, verify_release
+
+    folder = Path(pipe.args.pretrained).resolve()
+    manifest = verify_release(folder)
+    digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()[:16]
+    return {"weights": folder / manifest["weights"], "vocab": folder / manifest["vocab"],
+            "codes": folder / manifest["codes"], "digest": digest}
 
 
 def run_experiment(pipe, paths):
     args = pipe.args
     data = paths["data"]
     pre_name = f"news_crawl_len_{args.max_len}"
-    pipe.stage("pretrain", [train_command(pipe, "pretrain", args.pretrain_steps, [
-        f"--dataset_config.pre_train_dataset={data / (pre_name + '.mindrecord')}",
-        f"--dataset_config.valid_dataset={data / (pre_name + '_valid.mindrecord')}"], lr=args.lr,
-        phase_options=args.pretrain_option)], fresh=[pipe.path("runs", "pretrain")], after=["datasets"])
-    pretrained = best_checkpoint(pipe, "pretrain", "pretrain")
+    release = paths["release"]
+    if release:  # a released model: no pre-training stage
+        pretrained, pre_stages = release["weights"], []
+    else:
+        pipe.stage("pretrain", [train_command(pipe, "pretrain", args.pretrain_steps, [
+            f"--dataset_config.pre_train_dataset={data / (pre_name + '.mindrecord')}",
+            f"--dataset_config.valid_dataset={data / (pre_name + '_valid.mindrecord')}"], lr=args.lr,
+            phase_options=args.pretrain_option)], fresh=[pipe.path("runs", "pretrain")], after=["datasets"])
+        pretrained, pre_stages = best_checkpoint(pipe, "pretrain", "pretrain"), ["pretrain"]
     tasks = {
         "gigaword": (args.finetune_steps, data / "gigaword_train.mindrecord", data / "gigaword_valid.mindrecord"),
         "cornell": (args.cornell_steps, data / "cornell" / "cornell_train.mindrecord",
@@ -335,9 +381,10 @@ def run_experiment(pipe, paths):
     for task, (steps, train, valid) in tasks.items():
         for system in SYSTEMS:
             run = f"{task}_{system}"
-            upstream = ["datasets", "pretrain"] if system == "mass" else ["datasets"]
+            upstream = ["datasets", *pre_stages] if system == "mass" else ["datasets"]
             pipe.stage(run, [finetune_command(pipe, task, system, steps, train, valid, pretrained)],
-                       fresh=[pipe.path("runs", run)], after=upstream)
+                       fresh=[pipe.path("runs", run)], after=upstream,
+                       extra=release["digest"] if release and system == "mass" else "")
             out = pipe.path("results", f"{run}.txt")
             if task == "gigaword":
                 test = [f"--test_dataset={data / 'gigaword_test.mindrecord'}", "--test_ref", paths["giga_test_ref"]]
@@ -353,7 +400,7 @@ def run_experiment(pipe, paths):
                               f"--test_dataset={data / 'cornell' / 'cornell_test.mindrecord'}", "--output", out)
             pipe.stage(f"{run}_test", [cmd], after=[run])
             results[run] = json.loads(Path(f"{out}.report.json").read_text())
-    runs = ["pretrain", *[f"{t}_{s}" for t in tasks for s in SYSTEMS]]
+    runs = [*pre_stages, *[f"{t}_{s}" for t in tasks for s in SYSTEMS]]
     pipe.stage("curves", [pipe.py("scripts/plot_curves.py", "--output", pipe.path("results", "curves.png"),
                                   *[pipe.path("runs", r) for r in runs])], after=runs)
     return results

@@ -111,3 +111,38 @@ def test_a_changed_option_redoes_exactly_the_stages_it_reaches(demo):
 def test_bad_input_is_a_clear_error(tmp_path):
     done = pipeline(tmp_path / "w", "--gigaword", str(tmp_path / "missing"))
     assert done.returncode == 2 and "missing" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_released_model_skips_pre_training_and_is_checked(demo, tmp_path):
+    work, _ = demo
+    release = tmp_path / "models" / "demo"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "release_model.py"), "--checkpoint",
+                           str(work / "runs" / "pretrain" / "checkpoints" / "ckpt_pretrain_best.ckpt"),
+                           "--vocab", str(work / "vocab" / "vocab.txt"), "--codes", str(work / "vocab" / "bpe.codes"),
+                           "--output", str(release)], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    options = ["--work", str(tmp_path / "w"), "--pretrained", str(release), "--gigaword", str(CORPUS / "gigaword"),
+               "--cornell", str(CORPUS / "cornell"), "--finetune_steps", "20", "--evals", "1", "--pad_multiple", "64",
+               "--train_option=--dataset_config.bucket_boundaries=[]", "--processes", "1"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "pipeline.py"), *options, "--stop_after", "gigaword_mass_test"]
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    new = tmp_path / "w"
+    assert "[pretrain]" not in done.stdout and not (new / "runs" / "pretrain").exists()
+    # the release's codes and vocabulary, not new ones: the datasets are those of the pre-trained model
+    assert (new / "vocab" / "vocab.txt").read_bytes() == (release / "vocab.txt").read_bytes()
+    assert (new / "vocab" / "bpe.codes").read_bytes() == (release / "bpe.codes").read_bytes()
+    assert not (new / "data" / "news_crawl_len_64.mindrecord.manifest.json").exists()
+    assert read_manifest(new / "data" / "gigaword_train.mindrecord")["vocab_sha256"] == \
+        Dictionary.load_from_persisted_dict(release / "vocab.txt").digest()
+    assert str(release / "weights.npz") in (new / "stages" / "gigaword_mass.json").read_text()
+    assert len((new / "results" / "gigaword_mass.txt").read_text().splitlines()) == 80
+
+    weights = release / "weights.npz"  # one byte changed, same size: refused before anything runs
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    done = subprocess.run(cmd[:3] + [str(tmp_path / "w2")] + cmd[4:], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "weights.npz: sha256 differs" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "w2").exists()

@@ -76,8 +76,9 @@ class RougeValidator:
     def words(self, ids) -> str:
         return self.dictionary.decode(ids, strip_bpe=True)
 
-    def __call__(self, network) -> dict:
-        """Beam-search the sources with ``network`` (switched to eval mode and back); ROUGE x100."""
+    def __call__(self, network, **decode_overrides) -> dict:
+        """Beam-search the sources with ``network`` (switched to eval mode and back); ROUGE x100.
+        ``decode_overrides`` (named like ``generate()``'s arguments) replace the run's decode options."""
         from src.evaluation.rouge_score import rouge
         from src.transformer.generator import generate_stream
 
@@ -85,7 +86,9 @@ class RougeValidator:
         network.set_train(False)
         start = time.perf_counter()
         try:
-            nbests = generate_stream(network, self.sources, batch_size=self.batch_size, **self.options)
+            options = {**self.options, **{k: v for k, v in decode_overrides.items() if v is not None}}
+            options["n_best"] = min(options["n_best"], options["beam_size"])
+            nbests = generate_stream(network, self.sources, batch_size=self.batch_size, **options)
             hypotheses = [self.words(nbest[0].tokens) for nbest in nbests]
         finally:
             network.set_train(was_training)

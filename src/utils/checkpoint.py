@@ -26,6 +26,7 @@ from mindspore import Parameter, Tensor
 
 from src.utils.errors import UserError
 from src.utils.fileio import atomic_path
+from src.utils.release import release_of, verify_file
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,9 @@ def read_weights(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
     if path.suffix == ".npz":
+        release = release_of(path)
+        if release is not None:  # a released model: its bytes must be the manifest's
+            verify_file(release, path.name)
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
