@@ -112,6 +112,13 @@ def parse_args(argv=None):
                         "--pretrain_option=--mask_config.replace_probs=[0.6,0.1,0.3]")
     p.add_argument("--finetune_option", action="append", default=[], metavar="--SECTION.KEY=VALUE",
                    help="config override for the fine-tuning phases only, MASS and scratch (repeatable)")
+    p.add_argument("--decode_option", action="append", default=[], metavar="--decode_config.KEY=VALUE",
+                   help="decoding setting of the Gigaword test decoding only (repeatable; validation during "
+                        "training keeps the config's), e.g. --decode_option=--decode_config.length_penalty_weight=1.4")
+    p.add_argument("--average", default="none", metavar="none|last:K|best:K",
+                   help="decode the Gigaword test set with the average of each system's last K step checkpoints, "
+                        "or of its K best by validation (weights_average.py --last/--best), instead of its best "
+                        "checkpoint (default: none)")
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up, as a share of each phase's steps")
     p.add_argument("--test_lines", type=int, default=0,
                    help="decode only the first N Gigaword test lines (0: all; a quick look, not a result)")
@@ -135,10 +142,28 @@ def parse_args(argv=None):
     args.scratch_lr = args.scratch_lr or args.finetune_lr
     args.cornell_lr = args.cornell_lr or args.lr
     args.finetune_warmup = args.warmup if args.finetune_warmup is None else args.finetune_warmup
+    args.average_mode, args.average_k = parse_average(args.average)
+    bad = [o for o in args.decode_option if not o.startswith("--decode_config.")]
+    if bad:
+        p.error(f"--decode_option takes --decode_config.KEY=VALUE settings, got {bad[0]}")
     for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     return args
+
+
+def parse_average(text: str) -> tuple[str, int]:
+    """``--average``: ``("none", 0)``, ``("last", K)`` or ``("best", K)``.
+
+    >>> parse_average("best:3"), parse_average("none")
+    (('best', 3), ('none', 0))
+    """
+    if text == "none":
+        return "none", 0
+    mode, _, k = text.partition(":")
+    if mode not in ("last", "best") or not k.isdigit() or int(k) < 1:
+        raise UserError(f"--average: expected none, last:K or best:K (K >= 1), got {text!r}")
+    return mode, int(k)
 
 
 class StopAfter(Exception):
@@ -392,13 +417,21 @@ def run_experiment(pipe, paths):
                     test = ["--test_src", _head(pipe.path("tok_eval", "giga_test_src.txt"), args.test_lines),
                             "--test_ref", _head(paths["giga_test_ref"], args.test_lines), "--codes", paths["codes"],
                             "--vocab", paths["vocab"]]
+                model, after = ["--checkpoint", best_checkpoint(pipe, run, "finetune")], [run]
+                if args.average_mode != "none":  # the average of K step checkpoints, with the run's config
+                    average = pipe.path("runs", run, f"average_{args.average_mode}{args.average_k}.npz")
+                    pipe.stage(f"{run}_average", [pipe.py(
+                        "weights_average.py", "--input_folder", pipe.path("runs", run, "checkpoints"),
+                        f"--{args.average_mode}", str(args.average_k), "--output_file", average)], after=[run])
+                    model = ["--checkpoint", average, "--config", pipe.path("runs", run, "config.json")]
+                    after = [f"{run}_average"]
                 # Gigaword references are tokenized text: hypotheses stay tokens too
-                cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "rouge",
-                              "--tokenized_output", "--output", out, *[str(t) for t in test])
+                cmd = pipe.py("eval.py", *model, "--metric", "rouge", "--tokenized_output", "--output", out,
+                              *[str(t) for t in test], *args.decode_option)
             else:
                 cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "ppl",
                               f"--test_dataset={data / 'cornell' / 'cornell_test.mindrecord'}", "--output", out)
-            pipe.stage(f"{run}_test", [cmd], after=[run])
+            pipe.stage(f"{run}_test", [cmd], after=after if task == "gigaword" else [run])
             results[run] = json.loads(Path(f"{out}.report.json").read_text())
     runs = [*pre_stages, *[f"{t}_{s}" for t in tasks for s in SYSTEMS]]
     pipe.stage("curves", [pipe.py("scripts/plot_curves.py", "--output", pipe.path("results", "curves.png"),

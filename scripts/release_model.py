@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from src.utils.cli import run_cli, setup_logging
-from src.utils.errors import UserError
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from src.utils.cli import run_cli, setup_logging  # noqa: E402
+from src.utils.errors import UserError  # noqa: E402
 
 logger = logging.getLogger("release_model")
 

@@ -26,9 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-from src.utils.cli import run_cli, setup_logging
-from src.utils.errors import UserError
-from src.utils.fileio import atomic_open, check_output_file
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from src.utils.cli import run_cli, setup_logging  # noqa: E402
+from src.utils.errors import UserError  # noqa: E402
+from src.utils.fileio import atomic_open, check_output_file  # noqa: E402
 
 logger = logging.getLogger("tune_decoding")
 
