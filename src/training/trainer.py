@@ -19,6 +19,7 @@ from src.dataset import schema
 from src.dataset.load_dataset import data_error, dataset_size, load_from_config, resolve_datasets
 from src.dataset.writer import read_manifest
 from src.evaluation.ppl_score import corpus_nll, make_nll_fn
+from src.training.divergence import DivergenceGuard
 from src.training.lr_scheduler import schedule_from_config
 from src.training.optimizer import build_optimizer
 from src.training.train_step import TrainStep, make_loss_scaler
@@ -69,6 +70,14 @@ class PhaseState:
         return state
 
 
+def warn_about_schedule(lrc, total_steps: int, phase: str):
+    """A WARNING when the schedule cannot do what its settings say within this phase's steps."""
+    if lrc.warmup_steps > total_steps:  # every schedule warms up (src/training/lr_scheduler.py)
+        logger.warning("%s: learn_rate_config.warmup_steps %d is beyond the %d steps of this phase: the learning "
+                       "rate never reaches lr=%g (it ends at %.3g)", phase, lrc.warmup_steps, total_steps, lrc.lr,
+                       schedule_from_config(lrc)(max(total_steps - 1, 0)))
+
+
 def best_from_state(state: dict, best_by: str) -> float:
     """The selection criterion (lower is better) recorded in a resumed run state, or +inf."""
     if best_by == "rouge":
@@ -99,11 +108,23 @@ def _entries(step_fn):
 def _restore(step_fn, resume) -> PhaseState:
     from mindspore import load_param_into_net
 
-    params, state = resume
+    params, state = resume[:2]
+    source = resume[2] if len(resume) > 2 else "the checkpoint to resume from"
+    wanted = [p for cell in (step_fn.network, step_fn.optimizer) for p in cell.get_parameters()]
+    missing = sorted({p.name for p in wanted} - set(params))
+    if missing:
+        raise UserError(f"{source}: cannot resume: {len(missing)} entr{'y' if len(missing) == 1 else 'ies'} of the "
+                        f"model and optimizer state missing ({', '.join(missing[:5])}"
+                        f"{' ...' if len(missing) > 5 else ''}); to start a new run from its weights, give it as "
+                        "checkpoint_options.existed_ckpt instead")
+    wrong = [f"{p.name} {tuple(params[p.name].shape)} != {tuple(p.shape)}" for p in wanted
+             if tuple(params[p.name].shape) != tuple(p.shape)]
+    if wrong:
+        raise UserError(f"{source}: cannot resume: shapes differ (checkpoint != this run): {'; '.join(wrong[:5])}")
     for cell in (step_fn.network, step_fn.optimizer):
         not_loaded, _ = load_param_into_net(cell, params, strict_load=True)
         if not_loaded:
-            raise RuntimeError(f"resume: parameters missing from the checkpoint: {not_loaded[:10]}")
+            raise UserError(f"{source}: cannot resume: entries missing: {', '.join(not_loaded[:10])}")
     scale, counter = LOSS_SCALER_ENTRIES
     if isinstance(step_fn.scaler, DynamicLossScaler) and scale in params:
         step_fn.scaler.scale_value.set_data(params[scale])
@@ -138,6 +159,7 @@ class _Phase:
         if resume:  # the best checkpoint so far must not be replaced by a worse one after a resume
             self.manager.best_loss = best_from_state(resume[1], self.best_by)
         self.window = _Window()
+        self.guard = DivergenceGuard(cfg.model_config.vocab_size)
         self.bar = None
         self.saved_step = None
         data = cfg.dataset_config
@@ -162,6 +184,7 @@ class _Phase:
             return pos
         logger.info("%s: %d examples, about %d batches per epoch, %d optimizer steps in all; starting at "
                     "step %d", self.phase, examples, batches_per_epoch, total_steps, pos.step)
+        warn_about_schedule(cfg.learn_rate_config, total_steps, self.phase)
         with tqdm(total=total_steps, initial=pos.step, desc=self.phase, unit=" step", disable=run.rank != 0,
                   mininterval=2.0) as self.bar:
             while pos.epoch < cfg.dataset_config.epochs:
@@ -177,6 +200,9 @@ class _Phase:
                         continue
                     pos.step += 1
                     self.bar.update()
+                    reason = self.guard.observe(self.window.last_loss)
+                    if _any_rank(run, reason is not None):
+                        self.diverged(reason or "the loss diverged on another device")
                     self.after_step()
                     if _stop_agreed(run) or (run.max_steps and pos.step >= run.max_steps):
                         self.save()
@@ -207,8 +233,28 @@ class _Phase:
         position = (self.pos.epoch, self.pos.batch_in_epoch, self.pos.step)
         if self.saved_step == position:
             return  # the periodic save already wrote exactly this state
+        self.check_parameters()
+        self.run.publish_config()
         self.manager.save(_entries(self.step_fn), self.state())
         self.saved_step = position
+
+    def check_parameters(self):
+        """Parameters holding a NaN or an Inf end the training before anything is saved (every rank holds
+        the same parameters, so every rank stops)."""
+        bad = [p.name for p in self.run.net.trainable_params() if not np.isfinite(p.asnumpy()).all()]
+        if bad:
+            self.diverged(f"NaN or Inf in {len(bad)} parameter(s), e.g. {', '.join(bad[:3])}")
+
+    def diverged(self, reason: str):
+        """Stop: nothing more is saved, so the newest checkpoint stays the last good one (a best checkpoint
+        is only ever written for a finite validation score)."""
+        last = self.manager.latest()
+        advice = (f"lower learn_rate_config.lr (now {self.cfg.learn_rate_config.lr:g}) or raise "
+                  "learn_rate_config.warmup_steps")
+        kept = (f"the last good checkpoint is {last}; {advice}, then --resume {last}" if last else
+                f"no checkpoint was written; {advice} and start again")
+        raise UserError(f"{self.run.run_dir}: the training diverged at {self.phase} step {self.pos.step} ({reason}); "
+                        f"stopped without saving: {kept}")
 
     def after_step(self):
         opts, pos, window = self.opts, self.pos, self.window
@@ -220,6 +266,7 @@ class _Phase:
                       "tgt_tokens_per_s": window.tgt_tokens / seconds, "seconds_per_step": seconds / window.n}
             if self.mixer is not None:
                 record["mixed_steps"] = window.mixed  # steps of this window that took a mix_dataset batch
+            self.run.trim_metrics()
             self.run.metrics.write(record)
             self.bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
             logger.info("%s step %d: loss %.4f lr %.3g scale %.0f norm %.3f %.0f tgt tok/s", self.phase, pos.step,
@@ -237,9 +284,12 @@ class _Phase:
         if result is None:
             return
         criterion = result["valid_loss"]
+        if not math.isfinite(criterion):
+            self.diverged(f"the validation loss is {criterion}")
         if self.rouge_validator is not None:
             result.update(self.rouge_validator(run.net))
             criterion = -result["valid_rouge"]
+        run.trim_metrics()
         run.metrics.write({"phase": phase, "step": pos.step, "epoch": pos.epoch, **result})
         logger.info("%s step %d: valid loss %.4f ppl %.2f", phase, pos.step, result["valid_loss"],
                     result["valid_ppl"])
@@ -250,6 +300,8 @@ class _Phase:
                         result["valid_rougeL"], result["valid_rouge_pairs"], result["valid_copy_rate"],
                         result["valid_ref_copy_rate"], result["valid_decode_seconds"])
             state["valid_rouge"] = float(result["valid_rouge"])
+        if criterion < self.manager.best_loss:
+            self.run.publish_config()
         self.manager.save_if_best(_entries(self.step_fn), state, criterion)
 
 
@@ -313,14 +365,18 @@ def _batches(loader, datasets):
 def _stop_agreed(run) -> bool:
     """Whether to stop now; under data parallel every rank must stop at the same step (a rank that
     left early would leave the others waiting in the gradient all-reduce), so the flags are OR-ed."""
+    run.stop_requested = _any_rank(run, run.stop_requested)
+    return run.stop_requested
+
+
+def _any_rank(run, flag: bool) -> bool:
+    """``flag`` OR-ed over the data-parallel ranks (itself on one device)."""
     if run.group_size == 1:
-        return run.stop_requested
+        return flag
     from mindspore import ops
 
-    flag = Tensor(np.array([float(run.stop_requested)], np.float32))
-    agreed = bool(ops.AllReduce(ops.ReduceOp.SUM)(flag).asnumpy()[0] > 0)  # CPU: only SUM
-    run.stop_requested = agreed
-    return agreed
+    total = ops.AllReduce(ops.ReduceOp.SUM)(Tensor(np.array([float(flag)], np.float32)))  # CPU: only SUM
+    return bool(total.asnumpy()[0] > 0)
 
 
 class _Window:
@@ -337,7 +393,8 @@ class _Window:
     def add(self, batch, out):
         loss, finite, scale, norm = (o.asnumpy() if isinstance(o, Tensor) else o for o in out)
         self.n += 1
-        self.loss += float(loss)
+        self.last_loss = float(loss)
+        self.loss += self.last_loss
         self.overflows += int(not bool(finite))
         self.src_tokens += int(np.count_nonzero(batch[0]))
         self.tgt_tokens += int(np.count_nonzero(batch[3]))

@@ -6,7 +6,15 @@ A checkpoint is a MindSpore ``.ckpt`` (protobuf: loading it never executes code)
 * the optimizer state (moments, step counter, learning rate), the gradient accumulators
   (``ACCUM_PREFIX``) and the dynamic loss-scaler state (``LOSS_SCALER_ENTRIES``);
 * the run state (``STATE_KEYS``) as plain values: phase, epoch, batch position inside the epoch,
-  optimizer step, the resolved config as JSON text, and the validation scores that chose it.
+  optimizer step, the resolved config as JSON text, and the validation scores that chose it;
+* last, ``content_sha256``: the sha256 of every byte before it, so that a changed byte is an error
+  (:func:`check_content_digest`), not a different model. Files written before it existed are read
+  without that check.
+
+Numbers that went wrong are refused on reading: a NaN or Inf in any floating-point entry
+(:func:`check_finite`) is an error naming the file and the entries, for eval.py, export.py,
+weights_average.py, existed_ckpt and resume alike; :func:`save_npz` never writes one, and
+:class:`CheckpointManager` never saves one.
 
 Weights-only files are ``.npz`` archives of the model parameters (:func:`save_npz`, written by
 weights_average.py); :func:`read_weights` and :func:`load_model_weights` read both kinds. Step
@@ -14,8 +22,10 @@ checkpoints are named ``<prefix>_step<N>.ckpt`` (:func:`step_checkpoints`), the 
 ``<prefix>_best.ckpt`` (:class:`CheckpointManager`).
 """
 
+import hashlib
 import json
 import logging
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -41,9 +51,10 @@ LOSS_SCALER_ENTRIES = ("loss_scaler.scale_value", "loss_scaler.counter")  # dyna
 NON_MODEL_PREFIXES = ("moment1.", "moment2.", "vhat.", "adam_m.", "adam_v.", "lamb_m.", "lamb_v.", "moments.",
                       ACCUM_PREFIX, "loss_scaler.")
 # Scalars written by optimizers, loss-scale cells and MindSpore's ModelCheckpoint, and our run state.
+CONTENT_DIGEST = "content_sha256"  # the checkpoint's last entry: sha256 of the bytes before it
 NON_MODEL_NAMES = frozenset(("beta1_power", "beta2_power", "global_step", "learning_rate", "scale_sense",
                              "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
-                             "epoch_num", "step_num") + STATE_KEYS)
+                             "epoch_num", "step_num", CONTENT_DIGEST) + STATE_KEYS)
 
 
 def is_model_param(name: str) -> bool:
@@ -60,7 +71,43 @@ def save_checkpoint(path, entries: list, state: dict) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         ms.save_checkpoint(entries, str(tmp), append_dict={k: v for k, v in state.items() if v is not None})
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        with open(tmp, "ab") as handle:  # protobuf: appended entries are entries of the same message
+            handle.write(_digest_entry(digest.hexdigest()))
     return path
+
+
+def _digest_entry(hex_digest: str) -> bytes:
+    """The serialized ``content_sha256`` entry (a MindSpore string value: UTF-32 text, 288 bytes)."""
+    from mindspore.train import checkpoint_pb2
+
+    proto = checkpoint_pb2.Checkpoint()
+    value = proto.value.add()
+    value.tag = CONTENT_DIGEST
+    value.tensor.dims.append(0)
+    value.tensor.tensor_type = "str"
+    value.tensor.tensor_content = hex_digest.encode("utf-32-le")
+    return proto.SerializeToString()
+
+
+def check_content_digest(path, data: bytes, has_entry: bool):
+    """A UserError if the checkpoint's bytes are not the ones its ``content_sha256`` entry was computed
+    over (a changed byte, or the entry moved); nothing to check in a file written without one."""
+    size = len(_digest_entry("0" * 64))
+    head = _digest_entry("0" * 64)[:-256]  # everything but the 64 UTF-32 characters of the digest
+    if len(data) < size or data[-size:-256] != head:
+        if has_entry:
+            raise UserError(f"{path}: its {CONTENT_DIGEST} entry is not the last one any more: the file was "
+                            "changed after it was written")
+        return
+    stored = data[-256:].decode("utf-32-le", errors="replace")
+    actual = hashlib.sha256(data[:-size]).hexdigest()
+    if stored != actual:
+        raise UserError(f"{path}: changed or damaged bytes: its content is not the one written (sha256 "
+                        f"{actual[:12]}..., recorded {stored[:12]}...): restore the file or use another one")
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
@@ -72,26 +119,44 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         raw = ms.load_checkpoint(str(path))
     except (RuntimeError, ValueError) as exc:
         raise UserError(f"{path}: not a readable MindSpore checkpoint ({exc})") from None
-    check_tensor_sizes(path)
+    data = path.read_bytes()
+    check_tensor_sizes(path, data)
     state = {}
     for key in STATE_KEYS:
         if key in raw:
             state[key] = _state_value(path, key, raw.pop(key))
+    check_content_digest(path, data, raw.pop(CONTENT_DIGEST, None) is not None)
+    check_finite({name: value for name, value in raw.items() if not isinstance(value, str)}, path)
     return raw, state
+
+
+def check_finite(arrays: dict, path, what="entries"):
+    """A UserError naming ``path`` and the floating-point arrays (NumPy arrays or MindSpore tensors) that
+    hold a NaN or an Inf: weights that went wrong are never used as a model."""
+    bad = []
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            value = value.astype(ms.float32) if value.dtype == ms.bfloat16 else value
+        array = np.asarray(value if isinstance(value, np.ndarray) else value.asnumpy())
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad.append(f"{name} ({int(np.isnan(array).sum())} NaN, {int(np.isinf(array).sum())} Inf)")
+    if bad:
+        raise UserError(f"{path}: NaN or Inf in {len(bad)} {what}, e.g. {', '.join(bad[:3])}: the training "
+                        "that wrote it diverged; use an earlier checkpoint")
 
 
 ITEM_BYTES = {"Float16": 2, "BFloat16": 2, "Float32": 4, "Float64": 8, "Int8": 1, "UInt8": 1, "Int16": 2,
               "UInt16": 2, "Int32": 4, "UInt32": 4, "Int64": 8, "UInt64": 8, "Bool": 1}
 
 
-def check_tensor_sizes(path):
-    """A UserError if a tensor of the checkpoint holds fewer (or more) bytes than its shape declares:
-    MindSpore would silently fill the missing part with zeros."""
+def check_tensor_sizes(path, data: bytes | None = None):
+    """A UserError if a tensor of the checkpoint (``data``: its bytes, read if None) holds fewer (or more)
+    bytes than its shape declares: MindSpore would silently fill the missing part with zeros."""
     from mindspore.train import checkpoint_pb2
 
     proto = checkpoint_pb2.Checkpoint()
     try:
-        proto.ParseFromString(Path(path).read_bytes())
+        proto.ParseFromString(Path(path).read_bytes() if data is None else data)
     except Exception as exc:  # protobuf's DecodeError has no stable import path across versions
         raise UserError(f"{path}: not a readable MindSpore checkpoint ({exc})") from None
     stored, declared = {}, {}
@@ -162,7 +227,9 @@ def checkpoint_prefix(path) -> str:
 
 class CheckpointManager:
     """Save ``<prefix>_step<N>.ckpt`` keeping the newest ``keep_max``, and ``<prefix>_best.ckpt`` for the
-    best validation criterion seen (see save_if_best)."""
+    best validation criterion seen (see save_if_best). Weights holding a NaN or an Inf are never saved
+    (a UserError, and the older checkpoints stay), and a criterion that is not a finite number never
+    makes a checkpoint the best."""
 
     def __init__(self, folder, prefix, keep_max, enabled=True):
         self.folder, self.prefix, self.keep_max, self.enabled = Path(folder), prefix, keep_max, enabled
@@ -171,7 +238,10 @@ class CheckpointManager:
     def save(self, entries, state) -> Path | None:
         if not self.enabled:
             return None
-        path = save_checkpoint(self.folder / f"{self.prefix}_step{state['step']}.ckpt", entries, state)
+        path = self.folder / f"{self.prefix}_step{state['step']}.ckpt"
+        check_finite({e["name"]: e["data"] for e in entries if not isinstance(e["data"], str | int | float)},
+                     path, "entries (not saved)")
+        path = save_checkpoint(path, entries, state)
         # keep the newest files, not the highest steps: after resuming from an older checkpoint the
         # higher steps belong to an abandoned run
         by_age = sorted(step_checkpoints(self.folder, self.prefix), key=lambda p: p.stat().st_mtime)
@@ -183,11 +253,14 @@ class CheckpointManager:
     def save_if_best(self, entries, state, criterion) -> Path | None:
         """Save ``<prefix>_best.ckpt`` when ``criterion`` (lower is better: the validation loss, or minus
         the validation ROUGE) beats every earlier one."""
-        if not self.enabled or criterion >= self.best_loss:
+        if not self.enabled or not math.isfinite(criterion) or criterion >= self.best_loss:
             return None
+        path = self.folder / f"{self.prefix}_best.ckpt"
+        check_finite({e["name"]: e["data"] for e in entries if not isinstance(e["data"], str | int | float)},
+                     path, "entries (not saved)")
         self.best_loss = criterion
         state = state if "valid_rouge" in state else {**state, "valid_loss": float(criterion)}
-        return save_checkpoint(self.folder / f"{self.prefix}_best.ckpt", entries, state)
+        return save_checkpoint(path, entries, state)
 
     def latest(self) -> Path | None:
         found = step_checkpoints(self.folder, self.prefix)
@@ -213,6 +286,7 @@ def read_weights(path) -> dict[str, np.ndarray]:
         wrong = [f"{name} ({value.dtype})" for name, value in arrays.items() if value.dtype.kind not in "fiub"]
         if wrong:
             raise UserError(f"{path}: entries that are not numbers: {', '.join(wrong[:5])}")
+        check_finite(arrays, path)
         return arrays
     params, _ = load_checkpoint(path)
     return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}
@@ -290,6 +364,7 @@ def npz_path(path) -> Path:
 def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path."""
     path = npz_path(path)
+    check_finite(arrays, path, "arrays (not written)")
     # the layout of np.savez (np.load reads it), written so that a failed write closes the archive at once
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for name, value in arrays.items():
