@@ -34,6 +34,8 @@ def parse_args(argv=None):
                    help="stop each phase after this many optimizer steps (0: no limit)")
     p.add_argument("--pynative", action="store_true", help="PyNative instead of graph mode (debugging)")
     args, args.overrides = parse_with_overrides(p, argv)
+    if args.max_steps < 0:
+        p.error(f"--max_steps must be >= 0 (0: no limit), got {args.max_steps}")
     return args
 
 

@@ -334,6 +334,34 @@ def with_vocab_size(cfg: MassConfig, vocab_size: int, source: str) -> MassConfig
     return cfg
 
 
+# model_config keys that shape the weights or what they compute: a checkpoint works only with its own values
+# (the vocabulary's identity is compared by src/dataset/identity.py). The other model_config keys
+# (dropout, compute_type, label_smoothing, random_seed, initializer_range, hide_masked_source_from_decoder)
+# and every other section (decode_config, dataset_config, ...) may differ when a checkpoint is evaluated.
+WEIGHT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_decoder_layers", "num_attention_heads",
+               "intermediate_size", "hidden_act", "max_position_embeddings")
+# with existed_ckpt_skip, parts of the model are fresh and may have other shapes: only the keys that change
+# what the loaded weights compute without changing their shapes are compared
+MEANING_KEYS = ("num_attention_heads", "hidden_act")
+
+
+def model_differences(stored: dict, given: ModelConfig, keys=WEIGHT_KEYS) -> list[str]:
+    """``model_config.<key>: <given> here, <stored> in the checkpoint`` for each of ``keys`` whose values
+    differ (``stored``: a checkpoint's model_config section as a dict; a null on either side is not
+    compared).
+
+    >>> model_differences({"num_attention_heads": 2, "hidden_size": 16}, ModelConfig(hidden_size=16,
+    ...                   num_attention_heads=4))
+    ['model_config.num_attention_heads: 4 here, 2 in the checkpoint']
+    """
+    found = []
+    for key in keys:
+        mine, theirs = getattr(given, key), stored.get(key)
+        if mine is not None and theirs is not None and mine != theirs:
+            found.append(f"model_config.{key}: {mine} here, {theirs} in the checkpoint")
+    return found
+
+
 def resolve_compute_type(compute_type: str, device_target: str) -> str:
     """``auto`` becomes float32 on CPU (float16 is slow or unsupported there) and float16 elsewhere."""
     if compute_type != "auto":

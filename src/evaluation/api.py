@@ -21,13 +21,16 @@ from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-def resolve_config(state: dict, source, config=None, overrides=()):
-    """The MassConfig to build the model with: ``config`` (a path or a MassConfig), else the resolved
-    config stored in the run ``state`` read from ``source`` (a checkpoint); ``overrides``
-    (``--section.key=value``) applied last."""
+def resolve_config(state: dict, source, config=None, overrides=(), config_name=None):
+    """The MassConfig to build the model with: ``config`` (a path or a MassConfig, named ``config_name`` in
+    messages), else the resolved config stored in the run ``state`` read from ``source`` (a checkpoint);
+    ``overrides`` (``--section.key=value``) applied last. Where the checkpoint stores its config, the
+    result must describe the same model (:func:`check_same_model`)."""
     from config.config import MassConfig
     from src.utils.checkpoint import config_of
 
+    stored = config_of(state)
+    given = config_name or (str(config) if config and not isinstance(config, MassConfig) else "the given config")
     if isinstance(config, MassConfig):
         cfg = config
     elif config:
@@ -35,11 +38,32 @@ def resolve_config(state: dict, source, config=None, overrides=()):
     else:
         if Path(source).suffix == ".npz":
             raise UserError(f"{source}: an .npz holds weights only: give the model config with --config")
-        stored = config_of(state)
         if stored is None:
             raise UserError(f"{source}: no config stored in this checkpoint: give it with --config")
         cfg = MassConfig.from_dict(stored, source=f"{source} (stored config)")
-    return cfg.override(list(overrides)) if overrides else cfg
+        given = "the command line"
+    cfg = cfg.override(list(overrides)) if overrides else cfg
+    return check_same_model(cfg, stored, source, given) if stored is not None else cfg
+
+
+def check_same_model(cfg, stored: dict, source, given: str):
+    """``cfg``, checked against the ``stored`` config of the checkpoint ``source``: the keys that shape the
+    weights (config.config.WEIGHT_KEYS) must be equal, a UserError naming both values otherwise; a null
+    vocab_size or vocab_sha256 takes the checkpoint's value (so the vocabulary checks still apply)."""
+    import json
+
+    from config.config import WEIGHT_KEYS, model_differences
+
+    model = stored.get("model_config") or {}
+    differences = model_differences(model, cfg.model_config, (*WEIGHT_KEYS, "vocab_sha256"))
+    if differences:
+        free = sorted(set(type(cfg.model_config).__dataclass_fields__) - set(WEIGHT_KEYS) - {"vocab_sha256"})
+        raise UserError(f"{given}: the model does not match the weights of {source}: {'; '.join(differences)} "
+                        f"(at evaluation only decode_config, dataset_config and model_config.{{{', '.join(free)}}} "
+                        "may differ from the checkpoint's config)")
+    fill = [f"--model_config.{key}={json.dumps(model[key])}" for key in ("vocab_size", "vocab_sha256")
+            if getattr(cfg.model_config, key) is None and model.get(key) is not None]
+    return cfg.override(fill) if fill else cfg
 
 
 def training_normalization(cfg, lowercase: bool = False, hash_digits: bool = False) -> tuple[bool, bool]:
@@ -146,7 +170,7 @@ class MassGenerator:
         ``batch_size`` (default: ``dataset_config.batch_size``) example slots (``hypotheses_stream``)."""
         sequences = [self.encode(s) for s in raw_strings]
         hyps = self.hypotheses_stream(sequences, batch_size=batch_size, beam_size=beam_size, **decode_overrides)
-        return [self.ids_to_text(nbest[0].tokens) for nbest in hyps]
+        return [self.ids_to_text(nbest[0].tokens) if nbest else "" for nbest in hyps]  # none: scores not finite
 
 
 def build_model(cfg, vocab_size: int, weights: dict, source):

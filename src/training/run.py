@@ -7,6 +7,7 @@ step checkpoint of the run, exactly where it stopped; SIGTERM or SIGINT stops af
 with a checkpoint to resume from.
 """
 
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -89,6 +90,30 @@ class Run:
     max_steps: int
     stop_requested: bool = False
     nll_fn: object = None  # compiled validation function, built on first use
+    config_written: bool = False
+    metrics_trimmed: bool = False
+    resume_point: tuple | None = None  # (phase, step) of the checkpoint resumed from
+
+    def publish_config(self):
+        """config.json (the resolved config), written with this process's first checkpoint: it is always the
+        config of the run's newest checkpoint, and a run that fails before it has saved anything (a bad
+        start checkpoint, a config of another model, bad data, a diverged loss) leaves it as it was."""
+        if self.rank == 0 and not self.config_written:
+            self.cfg.to_json(self.run_dir / "config.json")
+            self.config_written = True
+
+    def trim_metrics(self):
+        """Before this process's first metrics record: drop the records past the resume point (they belong
+        to the steps that are trained again)."""
+        if self.rank != 0 or self.metrics_trimmed:
+            return
+        self.metrics_trimmed = True
+        if self.resume_point is not None:
+            from src.training.metrics_log import drop_after
+
+            dropped = drop_after(self.run_dir / "metrics.jsonl", *self.resume_point)
+            if dropped:
+                logger.info("metrics.jsonl: %d record(s) past the resume point removed", dropped)
 
 
 def run_training(config_path, overrides=(), output="output", device_target="CPU", device_id=None, resume="",
@@ -106,50 +131,83 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
     from src.utils.checkpoint import assign_weights, read_model_file
     from src.utils.device import setup_device
     from src.utils.fileio import check_output_folder
+    from src.utils.output_lock import hold
 
     check_output_folder(run_dir, "--output (run folder)")  # before any work (every rank: the same folder)
     rank, group_size = setup_device(device_target, device_id, mode="pynative" if pynative else "graph")
-    ms.set_seed(cfg.model_config.random_seed)
-    if rank == 0:
-        cfg.to_json(run_dir / "config.json")
-        _log_to_file(run_dir / "train.log")
-    ckpt_dir = Path(cfg.checkpoint_options.ckpt_path)
-    ckpt_dir = ckpt_dir if ckpt_dir.is_absolute() else run_dir / ckpt_dir
-    net = MassTransformer(cfg.model_config)
-    logger.info("model: %.2fM parameters, compute %s, %d device(s)", count_parameters(net) / 1e6,
-                net.compute_dtype, group_size)
-    resumed = _resume_state(resume, ckpt_dir, cfg)
-    if resumed and rank == 0:
-        from src.training.metrics_log import drop_after
-
-        dropped = drop_after(run_dir / "metrics.jsonl", resumed[1]["phase"], int(resumed[1]["step"]))
-        if dropped:
-            logger.info("metrics.jsonl: %d record(s) past the resume point removed", dropped)
-    if resumed is not None:
-        check_start_vocabulary(resume, resumed[1], cfg)
-    if cfg.checkpoint_options.existed_ckpt and resumed is None:
-        start = cfg.checkpoint_options.existed_ckpt
-        weights, state = read_model_file(start)
-        check_start_vocabulary(start, state, cfg)
-        assign_weights(net, weights, start, cfg.checkpoint_options.existed_ckpt_skip)
-    run = Run(cfg, net, run_dir, ckpt_dir, rank, group_size,
-              MetricsWriter(run_dir / "metrics.jsonl", enabled=rank == 0), max_steps)
-    _install_stop_handler(run)
-    for phase, dataset in (("pretrain", cfg.dataset_config.pre_train_dataset),
-                           ("finetune", cfg.dataset_config.fine_tune_dataset)):
-        if not dataset:
-            continue
-        if resumed and resumed[1].get("phase") == "finetune" and phase == "pretrain":
-            continue  # the run was already fine-tuning: pre-training is done
-        train_phase(run, phase, dataset, resumed if resumed and resumed[1].get("phase") == phase else None)
-        if run.stop_requested:
-            logger.info("stopped on request; continue with --resume auto")
-            break
+    with hold(run_dir) if rank == 0 else contextlib.nullcontext():  # one training per run folder
+        ms.set_seed(cfg.model_config.random_seed)
+        if rank == 0:
+            _log_to_file(run_dir / "train.log")
+        ckpt_dir = Path(cfg.checkpoint_options.ckpt_path)
+        ckpt_dir = ckpt_dir if ckpt_dir.is_absolute() else run_dir / ckpt_dir
+        check_run_folder(run_dir, cfg, resume)
+        resumed = _resume_state(resume, ckpt_dir, cfg)
+        if resumed is not None:
+            check_start_vocabulary(resumed[2], resumed[1], cfg)
+            check_start_model(resumed[2], resumed[1], cfg, "resume")
+        net = MassTransformer(cfg.model_config)
+        logger.info("model: %.2fM parameters, compute %s, %d device(s)", count_parameters(net) / 1e6,
+                    net.compute_dtype, group_size)
+        if cfg.checkpoint_options.existed_ckpt and resumed is None:
+            start = cfg.checkpoint_options.existed_ckpt
+            weights, state = read_model_file(start)
+            check_start_vocabulary(start, state, cfg)
+            check_start_model(start, state, cfg, "existed_ckpt")
+            assign_weights(net, weights, start, cfg.checkpoint_options.existed_ckpt_skip)
+        run = Run(cfg, net, run_dir, ckpt_dir, rank, group_size,
+                  MetricsWriter(run_dir / "metrics.jsonl", enabled=rank == 0), max_steps,
+                  resume_point=(resumed[1]["phase"], int(resumed[1]["step"])) if resumed else None)
+        _install_stop_handler(run)
+        for phase, dataset in (("pretrain", cfg.dataset_config.pre_train_dataset),
+                               ("finetune", cfg.dataset_config.fine_tune_dataset)):
+            if not dataset:
+                continue
+            if resumed and resumed[1].get("phase") == "finetune" and phase == "pretrain":
+                continue  # the run was already fine-tuning: pre-training is done
+            train_phase(run, phase, dataset, resumed if resumed and resumed[1].get("phase") == phase else None)
+            if run.stop_requested:
+                logger.info("stopped on request; continue with --resume auto")
+                break
     return 0
 
 
+def check_start_model(path, state: dict, cfg, how: str):
+    """The checkpoint a run starts from must be of this run's model (config.config.WEIGHT_KEYS; with
+    existed_ckpt_skip only MEANING_KEYS, the others may change in the fresh part): a UserError naming
+    both values, before anything is written. Checkpoints without a stored config are checked by shape."""
+    from config.config import MEANING_KEYS, WEIGHT_KEYS, model_differences
+    from src.utils.checkpoint import config_of
+
+    stored = (config_of(state or {}) or {}).get("model_config")
+    if not stored:
+        return
+    keys = MEANING_KEYS if how == "existed_ckpt" and cfg.checkpoint_options.existed_ckpt_skip else WEIGHT_KEYS
+    differences = model_differences(stored, cfg.model_config, keys)
+    if differences:
+        raise UserError(f"{path}: {how}: this run's model is not the checkpoint's: {'; '.join(differences)} (only "
+                        "model_config's dropout, label_smoothing, compute_type, random_seed, initializer_range and "
+                        "hide_masked_source_from_decoder may change)")
+
+
+def check_run_folder(run_dir: Path, cfg, resume):
+    """A run folder that holds a run of another model (its config.json) is not reused, whether resumed or
+    not: its checkpoints and metrics would mix with this run's."""
+    from config.config import WEIGHT_KEYS, MassConfig, model_differences
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    previous = MassConfig.from_json(path).to_dict()["model_config"]
+    differences = model_differences(previous, cfg.model_config, WEIGHT_KEYS)
+    if differences:
+        differences = [d.replace("in the checkpoint", "in that run") for d in differences]
+        raise UserError(f"{path}: the run folder holds a run of another model: {'; '.join(differences)}; give "
+                        "another --output" + (" (or resume with that run's config)" if resume else ""))
+
+
 def _resume_state(spec, ckpt_dir, cfg):
-    """``(params, state)`` of the checkpoint to resume from, or None."""
+    """``(params, state, path)`` of the checkpoint to resume from, or None."""
     if not spec:
         return None
     from src.utils.checkpoint import load_checkpoint, step_checkpoints
@@ -166,7 +224,7 @@ def _resume_state(spec, ckpt_dir, cfg):
     if "step" not in state or "phase" not in state:
         raise UserError(f"{spec}: has no run state (phase, step); use it as existed_ckpt instead")
     logger.info("resuming from %s (%s, step %d)", spec, state["phase"], state["step"])
-    return params, state
+    return params, state, spec
 
 
 def _install_stop_handler(run):
