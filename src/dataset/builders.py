@@ -180,9 +180,15 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
     from src.dataset.writer import DatasetOutput, remove_dataset
 
     kind = schema.KIND_MODELZOO if opts.static_mask else schema.KIND_MONO
-    outputs = {"train": DatasetOutput(train_out, kind)}
-    if opts.valid_every:
-        outputs["valid"] = DatasetOutput(valid_out, kind)
+    outputs = {}
+    try:
+        outputs["train"] = DatasetOutput(train_out, kind)
+        if opts.valid_every:
+            outputs["valid"] = DatasetOutput(valid_out, kind)
+    except BaseException:  # e.g. the validation set is being built by another process
+        for output in outputs.values():
+            output.close()
+        raise
     stats, counts = BuildStats(), Counter()
     if opts.processes > 1:
         pool, work = make_pool(opts.processes, _init_worker, (str(vocab_path),)), functools.partial(

@@ -9,10 +9,14 @@ Parts also bound memory: MindSpore's writer keeps per-row index data until ``com
 corpus is cut into parts of at most ``PART_ROWS`` rows.
 """
 
+import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
 import re
+import resource
 import shutil
 import time
 import uuid
@@ -21,6 +25,7 @@ from pathlib import Path
 from src.dataset import schema
 from src.utils.errors import UserError
 from src.utils.fileio import atomic_open, remove_stale_temps, temporary_dir_for
+from src.utils.output_lock import hold
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,8 @@ MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
 PART_ROWS = 200_000
 BLOCK_ROWS = 1000
+# what MindSpore's writer may add to a part at once: a 16 MiB header and 32 MiB pages (its defaults)
+WRITER_ROOM = 3 << 25
 
 
 def manifest_path(dataset_path) -> Path:
@@ -61,6 +68,7 @@ class PartFile:
 
     def _flush(self):
         if self._block:
+            self.require_room()
             self._writer.write_raw_data(self._block)
             self.count += len(self._block)
             self._block = []
@@ -69,20 +77,44 @@ class PartFile:
         """Commit; returns the number of rows (a part without rows is not committed)."""
         self._flush()
         if self.count:
+            self.require_room()
             self._writer.commit()
         return self.count
 
+    def require_room(self):
+        """An OSError naming the part (by its final name) when its disk, or the process's file size limit,
+        leaves less than ``WRITER_ROOM`` bytes: MindSpore's writer crashes the process (a segmentation
+        fault, measured on 2.10) instead of reporting a failed write, so it is never let near one."""
+        final = self.path.parent.parent / self.path.name  # the part's name once published
+        free = shutil.disk_usage(self.path.parent).free
+        if free < WRITER_ROOM:
+            raise OSError(errno.ENOSPC, f"No space left on device: {free / 2**20:.0f} MiB free, the MindRecord "
+                                        f"writer needs {WRITER_ROOM / 2**20:.0f} MiB", str(final))
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if limit != resource.RLIM_INFINITY and limit < size + WRITER_ROOM:
+            raise OSError(errno.EFBIG, f"File too large: the file size limit ({limit} bytes) leaves no room for "
+                                       "the MindRecord writer's pages", str(final))
+
 
 class DatasetOutput:
-    """The destination of one dataset: a temporary folder for its parts, then an atomic publish."""
+    """The destination of one dataset: a temporary folder for its parts, then an atomic publish. The
+    dataset is held (src/utils/output_lock.py) from here until ``close``: a second build of the same
+    dataset is refused while this one runs."""
 
     def __init__(self, path, kind):
         if kind not in schema.SCHEMAS:
             raise ValueError(f"unknown dataset kind {kind!r}")
         self.path, self.kind = Path(path), kind
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.path.parent)  # part folders of builds that were killed
-        self.tmpdir = temporary_dir_for(self.path)
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(hold(self.path))
+        try:
+            remove_stale_temps(self.path.parent)  # part folders of builds that were killed
+            self.tmpdir = temporary_dir_for(self.path)
+        except BaseException:
+            self._lock.close()
+            raise
         self._published = False
         self.deferred = False  # handed to a Build, which publishes or removes it
 
@@ -95,6 +127,7 @@ class DatasetOutput:
             raise UserError(f"no example left to write to {self.path} (see the counts of dropped lines)")
         files = sorted(p.name for p in self.tmpdir.iterdir())
         sizes = {name: (self.tmpdir / name).stat().st_size for name in files}
+        digests = {name: file_sha256(self.tmpdir / name) for name in files}
         remove_dataset(self.path)
         for name in files:
             os.replace(self.tmpdir / name, self.path.parent / name)
@@ -106,6 +139,7 @@ class DatasetOutput:
             "examples": count,
             "files": [n for n in files if not n.endswith(".db")],
             "sizes": sizes,  # bytes of every part and index: a truncated or replaced file is refused
+            "sha256": digests,  # and their content: a changed byte is refused too (checked on open)
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **manifest,
         }
@@ -117,8 +151,11 @@ class DatasetOutput:
         return manifest_path(self.path)
 
     def close(self):
-        if not self._published and not self.deferred:
+        if self.deferred:
+            return  # the Build closes it
+        if not self._published:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        self._lock.close()
 
     def __enter__(self):
         return self
@@ -287,8 +324,31 @@ def dataset_files(dataset_path) -> list[str]:
                             "(truncated or replaced): build the dataset again")
     key = (str(Path(dataset_path).resolve()), tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
     if _VERIFIED.get(key) is None:
+        _check_digests(dataset_path, folder, manifest)
         _VERIFIED[key] = _count_rows(dataset_path, files, manifest)
     return [str(f) for f in files]
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_digests(dataset_path, folder: Path, manifest: dict):
+    """Every file the manifest has a sha256 for still has it (manifests written before the digests were
+    recorded are checked by size, row count and id range only)."""
+    digests = manifest.get("sha256") or {}
+    if not isinstance(digests, dict):
+        raise UserError(f"{manifest_path(dataset_path)}: 'sha256' must map file names to digests")
+    for name, expected in sorted(digests.items()):
+        if not is_part_name(dataset_path, name):
+            raise UserError(f"{manifest_path(dataset_path)}: lists {name!r}, which is not a part of this dataset")
+        if file_sha256(folder / name) != expected:
+            raise UserError(f"{folder / name}: changed or damaged bytes: its sha256 is not the one in the manifest of "
+                            f"{dataset_path}: build the dataset again")
 
 
 def _count_rows(dataset_path, files, manifest) -> int:
