@@ -10,6 +10,7 @@ report goes to ``<output>.report.json`` and a summary table to ``<output>.summar
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import sys
@@ -64,11 +65,12 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     if not checkpoint:
         raise UserError("no model: give --checkpoint (or --config with checkpoint_options.existed_ckpt)")
     require_file(checkpoint, "checkpoint")
-    from src.evaluation.api import MassGenerator, build_model, resolve_config
+    from src.evaluation.api import resolve_config
     from src.utils.checkpoint import read_model_file
 
     weights, state = read_model_file(checkpoint)
-    cfg = resolve_config(state, checkpoint, user_cfg, () if user_cfg else args.overrides)
+    cfg = resolve_config(state, checkpoint, user_cfg, () if user_cfg else args.overrides,
+                         config_name=f"--config {args.config}" if user_cfg else None)
     test_dataset = "" if args.test_src or args.interactive else (args.test_dataset or cfg.dataset_config.test_dataset)
     if not (args.interactive or args.test_src or test_dataset):
         raise UserError("nothing to evaluate: give --test_dataset (or dataset_config.test_dataset), --test_src "
@@ -77,9 +79,10 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
 
     manifest = None
     if test_dataset:
-        from src.dataset.writer import read_manifest
+        from src.dataset.writer import dataset_files, read_manifest
 
         manifest = read_manifest(test_dataset)
+        dataset_files(test_dataset)  # complete, unchanged and readable, before the model is built
         if manifest.get("kind") != "pair":
             raise UserError(f"{test_dataset}: a {manifest.get('kind')} dataset; evaluation needs a pair dataset")
         check_model_vocabulary(cfg.model_config.vocab_sha256, manifest.get("vocab_sha256"), checkpoint,
@@ -90,9 +93,20 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     if args.codes:
         require_file(args.codes, "BPE codes")
     check_pairing(args, manifest)
-    if not args.interactive:
-        check_writable(args.output)  # before minutes of decoding
+    if args.interactive:
+        return evaluate(args, cfg, weights, checkpoint, vocab, test_dataset, manifest, stdin, stdout)
+    check_writable(args.output)  # before minutes of decoding
+    from src.utils.output_lock import hold
 
+    with hold(args.output):  # one evaluation per hypotheses file: its report always describes it
+        return evaluate(args, cfg, weights, checkpoint, vocab, test_dataset, manifest)
+
+
+def evaluate(args: EvalRequest, cfg, weights, checkpoint, vocab, test_dataset, manifest, stdin=None,
+             stdout=None) -> int:
+    """The model built, then the interactive loop or the evaluation with its report."""
+    from src.dataset.identity import check_model_vocabulary
+    from src.evaluation.api import MassGenerator, build_model
     from src.text.dictionary import Dictionary
     from src.utils.device import setup_device
 
@@ -133,6 +147,8 @@ def check_pairing(args: EvalRequest, manifest: dict | None):
         require_file(args.test_src, "--test_src")
         if not args.test_ref:
             raise UserError(f"--test_src {args.test_src} needs its references: give --test_ref")
+        if count_lines(args.test_src) == 0:
+            raise UserError(f"{args.test_src}: no test line: nothing to evaluate")
     if not args.test_ref:
         return
     n_ref = count_lines(require_file(args.test_ref, "--test_ref"))
@@ -162,30 +178,55 @@ def interactive(gen, stdin, stdout) -> int:
 
 # ---- ROUGE ------------------------------------------------------------------------------------------------
 
-def load_test_sources(gen, args, test_dataset) -> tuple[list, str | None]:
-    """Per source line (index = line number), the source ids; and the dataset's reference file."""
+def source_cap(cfg) -> int:
+    """The most source tokens a test line keeps: what the model was trained on (``dataset_config.max_len``,
+    ``</s>`` included), within its position table."""
+    return min(cfg.dataset_config.max_len, cfg.model_config.max_position_embeddings)
+
+
+def cut_sources(sources, cap: int, where) -> tuple[list, int]:
+    """``sources`` cut to ``cap`` tokens (src/dataset/batching.cut) and how many were longer: a WARNING in
+    the log when any was (the report records the count too)."""
+    from src.dataset.batching import cut
+
+    longer = sum(len(s) > cap for s in sources)
+    if longer:
+        logger.warning("%s: %d test line(s) longer than the model's %d source positions (dataset_config.max_len) "
+                       "were cut to %d tokens", where, longer, cap, cap)
+    return [cut(np.asarray(s), cap) for s in sources], longer
+
+
+def load_test_sources(gen, args, test_dataset) -> tuple[list, str | None, int]:
+    """Per source line (index = line number), the source ids, cut to :func:`source_cap`; the dataset's
+    reference file; and how many sources were cut."""
+    cap = source_cap(gen.config)
     if args.test_src:
-        return [gen.encode(line) for _, line in iter_lines(args.test_src)], None
+        sources = [gen.encode(line) for _, line in iter_lines(args.test_src)]
+        if not sources:
+            raise UserError(f"{args.test_src}: no test line: nothing to evaluate")
+        sources, cut_count = cut_sources(sources, cap, args.test_src)
+        return sources, None, cut_count
     import mindspore.dataset as ds
 
     from src.dataset import schema
-    from src.dataset.batching import cut
     from src.dataset.writer import dataset_files, read_manifest
 
     data = ds.MindDataset(dataset_files(test_dataset), columns_list=[schema.SOURCE_IDS, schema.INDEX],
                           shuffle=False, num_parallel_workers=1)
     rows = {}
     for source, index in data.create_tuple_iterator(output_numpy=True, num_epochs=1):
-        rows[int(index)] = cut(np.asarray(source), gen.config.dataset_config.max_len)  # as in training
+        rows[int(index)] = np.asarray(source)
     size = max(rows) + 1 if rows else 0
+    if not size:
+        raise UserError(f"{test_dataset}: no test example: nothing to evaluate")
     missing = size - len(rows)
     if missing:
         logger.warning("%s: %d line(s) missing from the test set: their hypotheses are empty", test_dataset,
                        missing)
     empty = np.array([EOS_ID], dtype=np.int32)
-    sources = [rows.get(i, empty) for i in range(size)]
+    sources, cut_count = cut_sources([rows.get(i, empty) for i in range(size)], cap, test_dataset)  # as in training
     ref = read_manifest(test_dataset).get("sources", [None, None])[1]
-    return sources, resolve_source_path(ref, test_dataset) if ref else None
+    return sources, resolve_source_path(ref, test_dataset) if ref else None, cut_count
 
 
 def resolve_source_path(path, dataset):
@@ -221,13 +262,19 @@ def decode_all(gen, sources, detokenized=True) -> list[str]:
         if done % every == 0 or done == len(sources):
             logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
 
-    return [gen.ids_to_text(nbest[0].tokens, detokenized) for nbest in gen.hypotheses_stream(sources, progress)]
+    texts = [gen.ids_to_text(nbest[0].tokens, detokenized) if nbest else None
+             for nbest in gen.hypotheses_stream(sources, progress)]
+    lost = texts.count(None)
+    if lost:  # every candidate's score was NaN or -inf: a model that produces garbage
+        logger.warning("%d source(s) got no hypothesis at all (the model's scores are not finite numbers): their "
+                       "hypotheses are empty", lost)
+    return ["" if text is None else text for text in texts]
 
 
 def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
     from src.evaluation.rouge_score import rouge
 
-    sources, dataset_ref = load_test_sources(gen, args, test_dataset)
+    sources, dataset_ref, cut_count = load_test_sources(gen, args, test_dataset)
     ref_path = args.test_ref or dataset_ref
     if not ref_path:
         raise UserError(f"{test_dataset}: its manifest names no reference file: give --test_ref")
@@ -245,7 +292,9 @@ def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
     scores = rouge(hypotheses, references, tool=ROUGE_TOOLS[args.metric], stem=True)
     return {"hypotheses": str(output), "references": str(ref_path), "references_de_bpe": from_bpe,
             "hypotheses_detokenized": detokenized,
-            "pairs": len(hypotheses), "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
+            "hypotheses_sha256": hashlib.sha256(output.read_bytes()).hexdigest(),
+            "pairs": len(hypotheses), "sources_cut": cut_count, "source_max_len": source_cap(gen.config),
+            "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
             "rouge": scores, "copy": copy_report(gen, sources, hypotheses, references)}
 
@@ -306,6 +355,8 @@ def summary_table(report: dict) -> str:
                  ("ROUGE-1 F1", f"{r['rouge1']:.2f}"), ("ROUGE-2 F1", f"{r['rouge2']:.2f}"),
                  ("ROUGE-L F1", f"{r['rougeL']:.2f}"), ("empty hypotheses", r["empty_hypotheses"]),
                  ("options", json.dumps(r["options"], sort_keys=True))]
+    if report.get("sources_cut"):
+        rows += [("WARNING: sources cut", f"{report['sources_cut']} longer than {report['source_max_len']} tokens")]
     if "copy" in report:
         c = report["copy"]
         rows += [("copy rate (hypotheses / references)",
