@@ -17,7 +17,7 @@ from src.text.byte_pair_encoding import DEFAULT_GLOSSARIES, apply_bpe_to_files
 from src.text.dictionary import Dictionary
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from src.utils.fileio import check_output_file, check_output_folder, require_file, text_files
+from src.utils.fileio import check_output_file, check_output_folder, require_file, require_text, text_files
 
 logger = logging.getLogger("apply_bpe_encoding")
 
@@ -55,6 +55,7 @@ def main(argv=None):
     processes = min(args.processes, os.cpu_count() or 1)
 
     inputs = text_files(args.src_folder, args.prefix)
+    require_text(inputs, "--src_folder files")
     out_dir = check_output_folder(args.output_folder, "--output_folder")
     if args.vocab_path is not None:
         check_output_file(args.vocab_path, "--vocab_path")

@@ -14,7 +14,7 @@ from src.text.corpus import tokenize_files
 from src.text.tokenizer import TOKENIZERS
 from src.utils.cli import add_normalization_options, run_cli
 from src.utils.errors import UserError
-from src.utils.fileio import check_output_folder, text_files
+from src.utils.fileio import check_output_folder, require_text, text_files
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +39,10 @@ def main(argv=None):
         raise UserError(f"--pool_size must be >= 1, got {args.pool_size}")
     if args.max_tokens < 1:
         raise UserError(f"--max_tokens must be >= 1, got {args.max_tokens}")
+    inputs = text_files(args.corpus_folder)
+    require_text(inputs, "--corpus_folder files")
     check_output_folder(args.output_folder, "--output_folder")
-    result = tokenize_files(text_files(args.corpus_folder), args.output_folder, tokenizer=args.tokenizer,
+    result = tokenize_files(inputs, args.output_folder, tokenizer=args.tokenizer,
                             max_tokens=args.max_tokens, lowercase=args.lowercase, keep_lines=args.keep_lines,
                             hash_digits=args.hash_digits, pool_size=args.pool_size)
     return result

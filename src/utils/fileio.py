@@ -199,6 +199,19 @@ def iter_lines(path, encoding="utf-8", errors="strict"):
             yield line_no, text.rstrip("\r\n")
 
 
+def require_text(paths, what="input"):
+    """A UserError naming ``paths`` when none of them holds a line with text (empty, or blank lines only):
+    a data-preparation step that would write empty outputs stops before it writes anything. Reads up
+    to the first line with text."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        with open(path, "rb") as handle:
+            if any(line.strip() for line in handle):
+                return
+    names = ", ".join(str(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
+    raise UserError(f"{names}: no text in the {what} (empty, or blank lines only): nothing to write")
+
+
 def count_lines(path) -> int:
     """Number of lines of a file (a last line without newline counts), read in blocks."""
     count, last = 0, b"\n"
