@@ -26,3 +26,18 @@ _job_descendants() {
     local child
     for child in $(pgrep -P "$1" || true); do echo "$child"; _job_descendants "$child"; done
 }
+# job_output PID: the run folder a train.py process writes to (its --output, resolved from its working
+# folder; "output" when it has none), or nothing if that cannot be read
+job_output() {
+    local args=() cwd out="output" i
+    mapfile -d '' args < "/proc/$1/cmdline" 2>/dev/null || return 1
+    cwd="$(readlink "/proc/$1/cwd" 2>/dev/null)" || return 1
+    for ((i = 0; i < ${#args[@]}; i++)); do
+        case "${args[$i]}" in
+            --output) out="${args[$((i + 1))]:-}" ;;
+            --output=*) out="${args[$i]#--output=}" ;;
+        esac
+    done
+    [[ "$out" == /* ]] || out="$cwd/$out"
+    (cd "$out" 2>/dev/null && pwd -P)
+}

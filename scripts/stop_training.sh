@@ -12,16 +12,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/job_pids.sh"
 if ! [[ "$PID" =~ ^[0-9]+$ ]]; then
     echo "error: $PIDFILE: not a pid file of scripts/run_*.sh (no process id in it)" >&2; exit 2
 fi
+if ! [[ "${START:-}" =~ ^[0-9]+$ ]] || [ -z "${FOLDER:-}" ]; then
+    echo "error: $PIDFILE: not a pid file of scripts/run_*.sh (it must hold the process id, its start time and" \
+         "the run folder): nothing signalled" >&2; exit 2
+fi
 if ! kill -0 "$PID" 2>/dev/null; then
     echo "error: process $PID from $PIDFILE is not running (stale pid file removed)" >&2
     rm -f "$PIDFILE"; exit 2
 fi
-if [ -n "${START:-}" ] && [ "$(proc_start "$PID")" != "$START" ]; then
+if [ "$(proc_start "$PID")" != "$START" ]; then
     echo "error: $PIDFILE: process $PID is not the job that wrote it (a later process got its pid; stale pid" \
          "file removed)" >&2
     rm -f "$PIDFILE"; exit 2
 fi
-if [ -n "${FOLDER:-}" ] && [ "$FOLDER" != "$(cd "$RUN" && pwd)" ]; then
+if [ "$FOLDER" != "$(cd "$RUN" && pwd)" ]; then
     echo "error: $PIDFILE was written for the run in $FOLDER, not for $RUN: nothing signalled" >&2; exit 2
 fi
 # Signal the train.py processes themselves (under msrun: every worker, which agree on the step to stop
@@ -31,6 +35,16 @@ if [ ${#TARGETS[@]} -eq 0 ]; then
     echo "error: process $PID is not a training job started by scripts/run_*.sh (no train.py in it)" >&2
     exit 2
 fi
+# and every one of them must write to this run folder (its --output): a pid file that names another
+# training (copied, edited, or of a folder moved since) never stops it
+HERE="$(cd "$RUN" && pwd -P)"
+for T in "${TARGETS[@]}"; do
+    WRITES="$(job_output "$T")" || WRITES=""
+    if [ "$WRITES" != "$HERE" ]; then
+        echo "error: $PIDFILE: process $T writes to ${WRITES:-an unknown folder}, not to $RUN: nothing signalled" >&2
+        exit 2
+    fi
+done
 kill -TERM "${TARGETS[@]}"
 echo "sent SIGTERM to ${TARGETS[*]}; waiting for the final checkpoint..." >&2
 for _ in $(seq 1 "$WAIT"); do
