@@ -19,13 +19,25 @@ keeps its best (the machine's noise hits every row alike):
                   initialised BartForConditionalGeneration of the same shape (d 256, 3+3 layers, 4 heads,
                   FFN 1024, vocab 10,000, dropout 0, eval, torch.inference_mode, 2 threads), the same source
                   ids and batches, num_beams 4, at most 64 new tokens, with early stopping and forced to 64
-                  (min_new_tokens 64). Needs the benchmark-only extras: pip install torch==2.13.0
-                  transformers==4.46.3 (not in requirements.txt); --skip_hf leaves the rows out.
-The last line compares the forced-length rows: ours vs HF generate (speed ratio, > 1: ours is faster).
+                  (min_new_tokens 64). --skip_hf leaves the rows out.
+  CTranslate2     that same BART (the same weights) converted with ctranslate2's TransformersConverter
+                  (float32, into a temporary folder, loaded into memory), run by ctranslate2.Translator
+                  (compute_type float32, intra_threads 2) with translate_batch: the same source ids and batches
+                  (id i is token i of the converted vocabulary, padding left out), beam_size 4, length
+                  penalty 1, at most 64 tokens (max_decoding_length) with early stopping (beam_size finished
+                  hypotheses, as HF's early_stopping) and forced to 64 (min_decoding_length 64).
+                  --skip_ct2 leaves the rows out.
+                  The HF and CTranslate2 rows need the benchmark-only extras (not in requirements.txt; never
+                  imported by src/):
+                      pip install torch==2.13.0 transformers==4.46.3 ctranslate2==4.8.5
+                  (ctranslate2 4.8.5's converter reloads a model with an argument, dtype, that transformers
+                  4.46 lacks: the bench hands it the model object instead, so one transformers serves both).
   uncached, 64    ModelZoo's scheme: every step re-runs the decoder over the whole prefix (no cache), a fixed
                   64 steps, no early exit; finished beams are kept alive by appending </s>. The prefix is
                   padded to a multiple of 16 so only 4 shapes are compiled (causal attention: the padding
                   does not change the last real position).
+The last lines compare the forced-length rows: ours vs HF generate, ours vs CTranslate2 (speed ratios, > 1:
+ours is faster).
 
     python bench/bench_decode.py                 # 200 lines
     python bench/bench_decode.py --lines 32 --batch_size 16
@@ -109,6 +121,7 @@ def main(argv=None):
                    help="timed passes of every row, alternating (each row keeps its best; default 3)")
     p.add_argument("--skip_uncached", action="store_true")
     p.add_argument("--skip_hf", action="store_true", help="leave out the Hugging Face generate() rows")
+    p.add_argument("--skip_ct2", action="store_true", help="leave out the CTranslate2 rows")
     args = p.parse_args(argv)
 
     from config.config import MassConfig
@@ -138,8 +151,12 @@ def main(argv=None):
     if not args.skip_uncached:
         step = uncached_decoder(model)
         runs["uncached, 64 steps (ModelZoo-style)"] = lambda batch: uncached_beam_search(model, step, batch)
-    if not args.skip_hf:
-        runs.update(hf_rows())
+    if not (args.skip_hf and args.skip_ct2):
+        bart = random_bart()  # one model for both peers: CTranslate2 runs HF's weights
+        if bart is not None and not args.skip_hf:
+            runs.update(hf_rows(bart))
+        if bart is not None and not args.skip_ct2:
+            runs.update(ct2_rows(bart))
     for run in runs.values():
         for batch in data:  # warm-up: compile every shape the timed passes use
             run(batch)
@@ -156,32 +173,42 @@ def main(argv=None):
     for name, seconds in results.items():
         ratio = f"{base / seconds:.2f}x" if base else "-"
         print(f"| {name} | {seconds:.2f} | {len(lines) / seconds:.2f} | {ratio} |")
-    if HF_FORCED in results:
-        print(f"ours vs HF generate: {results[HF_FORCED] / results['cached, 64 steps']:.2f}x (forced 64 tokens)")
+    for peer, label in ((HF_FORCED, "HF generate"), (CT2_FORCED, "CTranslate2")):
+        if peer in results:
+            print(f"ours vs {label}: {results[peer] / results['cached, 64 steps']:.2f}x (forced 64 tokens)")
     return 0
 
 
 HF_FORCED = "HF generate, 64 tokens"
+CT2_FORCED = "CTranslate2, 64 tokens"
+PEER_THREADS = 2  # the machine's cores
+EXTRAS = "pip install torch==2.13.0 transformers==4.46.3 ctranslate2==4.8.5"
 
 
-def hf_rows() -> dict:
-    """The Hugging Face generate() rows (random BART of our small shape), or none with a message when
-    the benchmark extras are not installed."""
+def random_bart():
+    """The peers' model: a randomly initialised BartForConditionalGeneration of our small shape (seed 0, eval),
+    or None with a message when the benchmark extras are not installed."""
     try:
         import torch
+        import transformers
         from transformers import BartConfig, BartForConditionalGeneration
     except ImportError:
-        print("torch / transformers not installed: no HF generate rows (pip install torch==2.13.0 "
-              "transformers==4.46.3)")
-        return {}
-    torch.set_num_threads(2)
+        print(f"torch / transformers not installed: no HF generate or CTranslate2 rows ({EXTRAS})")
+        return None
+    print(f"peers: torch {torch.__version__}, transformers {transformers.__version__}")
+    torch.set_num_threads(PEER_THREADS)
     torch.manual_seed(0)
     config = BartConfig(vocab_size=VOCAB, d_model=256, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4,
                         decoder_attention_heads=4, encoder_ffn_dim=1024, decoder_ffn_dim=1024, dropout=0.0,
                         attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=128, pad_token_id=0,
                         bos_token_id=BOS, eos_token_id=EOS, decoder_start_token_id=BOS, forced_bos_token_id=None,
                         forced_eos_token_id=None)
-    model = BartForConditionalGeneration(config).eval()
+    return BartForConditionalGeneration(config).eval()
+
+
+def hf_rows(model) -> dict:
+    """The Hugging Face generate() rows of ``model`` (random_bart)."""
+    import torch
 
     def hf(min_new_tokens):
         def run(batch):
@@ -193,6 +220,70 @@ def hf_rows() -> dict:
         return run
 
     return {"HF generate (early stopping)": hf(0), HF_FORCED: hf(STEPS)}
+
+
+def ct2_vocabulary() -> list:
+    """Token i of the converted model's vocabulary for id i: our specials' names, then ``w<id>``."""
+    specials = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]  # src/text/dictionary.py's ids 0-4
+    tokens = specials + [f"w{i}" for i in range(len(specials), VOCAB)]
+    assert tokens[BOS] == "<s>" and tokens[EOS] == "</s>"
+    return tokens
+
+
+def ct2_translator(model):
+    """``model`` (random_bart) converted by ctranslate2's TransformersConverter to float32 in a temporary folder
+    and loaded (the Translator holds the whole model in memory, so the folder is removed)."""
+    import tempfile
+
+    import ctranslate2
+    from ctranslate2.converters import TransformersConverter
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    tokens = ct2_vocabulary()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel({token: i for i, token in enumerate(tokens)}, unk_token="<unk>")),
+        pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+    class InMemory(TransformersConverter):
+        """The converter's own path, reading the configuration and the tokenizer from the folder, but the
+        weights from ``model`` itself (not reloaded: ctranslate2 4.8.5 loads with ``dtype=``, which
+        transformers 4.46 does not know)."""
+
+        def load_model(self, model_class, model_name_or_path, **kwargs):
+            if not hasattr(model.config, "normalize_before"):
+                model.config.normalize_before = False  # read by its BART loader (hub configs carry it): post-norm
+            return model
+
+    with tempfile.TemporaryDirectory(prefix="bench_decode_ct2_") as folder:
+        model.config.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        converted = InMemory(folder).convert(f"{folder}/ct2", quantization="float32")
+        translator = ctranslate2.Translator(converted, device="cpu", compute_type="float32", inter_threads=1,
+                                            intra_threads=PEER_THREADS)
+    return translator, tokens
+
+
+def ct2_rows(model) -> dict:
+    """The CTranslate2 rows: ``model`` (random_bart) converted, or none with a message when ctranslate2 is not
+    installed."""
+    try:
+        import ctranslate2
+    except ImportError:
+        print(f"ctranslate2 not installed: no CTranslate2 rows ({EXTRAS})")
+        return {}
+    translator, tokens = ct2_translator(model)
+    print(f"peers: ctranslate2 {ctranslate2.__version__} (the BART converted, float32, intra_threads {PEER_THREADS})")
+
+    def ct2(min_length):
+        def run(batch):
+            source = [[tokens[i] for i in row if i != 0] for row in batch]  # the same ids, padding left out
+            return translator.translate_batch(source, beam_size=BEAM, max_decoding_length=STEPS,
+                                              min_decoding_length=min_length, length_penalty=1.0)
+        return run
+
+    return {"CTranslate2 (early stopping)": ct2(0), CT2_FORCED: ct2(STEPS)}
 
 
 if __name__ == "__main__":
