@@ -9,6 +9,7 @@ tokens of each sentence joined by single spaces. Empty sentences and sentences l
 
 import argparse
 import sys
+from pathlib import Path
 
 from src.text.corpus import tokenize_files
 from src.text.tokenizer import TOKENIZERS
@@ -48,5 +49,21 @@ def main(argv=None):
     return result
 
 
+def command(argv=None):
+    """The command line: :func:`main`, and an error (exit 2) when every line was dropped, with the empty
+    outputs removed (:func:`main` itself returns the statistics, as its callers expect)."""
+    result = main(argv)
+    if result["lines_written"] == 0:
+        args = build_parser().parse_args(argv)
+        inputs = text_files(args.corpus_folder)
+        for src in inputs:
+            (Path(args.output_folder) / f"{src.stem}_tokenized.txt").unlink(missing_ok=True)
+        dropped = result["dropped"]
+        raise UserError(f"{', '.join(str(p) for p in inputs[:5])}: no line left after tokenization "
+                        f"({result['lines_read']} read: {dropped['empty']} empty, {dropped['too_long']} longer than "
+                        f"{args.max_tokens} tokens): nothing written")
+    return result
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(command))

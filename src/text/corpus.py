@@ -16,7 +16,6 @@ from tqdm import tqdm
 from src.text import text_options
 from src.text.normalize import normalize_tokens
 from src.text.tokenizer import word_tokenize_many
-from src.utils.errors import UserError
 from src.utils.fileio import atomic_open, count_lines
 from src.utils.parallel import CHUNK_LINES, chunked_lines, close_pool, make_pool, ordered_pool_map
 
@@ -82,24 +81,16 @@ def tokenize_files(inputs, out_dir, *, tokenizer="nltk", max_tokens=175, lowerca
     _configure(*settings)
     pool = make_pool(pool_size, _configure, settings)
     failed = True
-    written = []
     try:
         for src in inputs:
             dst = out_dir / f"{src.stem}_tokenized.txt"
             stats = tokenize_file(src, dst, pool, pool_size)
-            written.append(dst)
             text_options.record(dst, text_options.options(tokenizer, lowercase, hash_digits))
             logger.info("%s -> %s: %s", src, dst, dict(stats))
             totals.update(stats)
         failed = False
     finally:
         close_pool(pool, failed)
-    if totals["written"] == 0:  # every line dropped: empty outputs would look like a tokenized corpus
-        for dst in written:
-            dst.unlink(missing_ok=True)
-        raise UserError(f"{', '.join(str(p) for p in inputs[:5])}: no line left after tokenization ({totals['read']} "
-                        f"read: {totals['empty']} empty, {totals['too_long']} longer than {max_tokens} tokens): "
-                        "nothing written")
     result = {
         "files": len(inputs),
         "lines_read": totals["read"],
