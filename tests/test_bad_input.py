@@ -789,6 +789,211 @@ CASES = {
 }
 
 
+
+# ------------------------------------------------------------------ round 3: nothing silently wrong
+
+
+def spoiled_weights(name, value=np.nan, change=None):
+    """A copy of the world's checkpoint (``.ckpt``: with its run state, written by save_checkpoint) or its
+    weights (``.npz``, written by NumPy, as a foreign tool would) with one weight set to ``value``, or
+    ``change(state)`` applied to its run state."""
+
+    def setup(w, t):
+        from mindspore import Tensor
+
+        from src.utils.checkpoint import load_checkpoint
+
+        params, state = load_checkpoint(w / "ckpt" / "m_step2.ckpt")
+        arrays = {n: p.asnumpy() for n, p in params.items()}
+        arrays["embedding.table"][3, 2] = value
+        if name.endswith(".npz"):
+            np.savez(t / name, **arrays)
+            return
+        if change is not None:
+            state = change(state)
+        save_checkpoint(t / name, [{"name": n, "data": Tensor(v)} for n, v in arrays.items()], state)
+
+    return setup
+
+
+def flip_byte(relative, source, where=None):
+    """A copy of ``source`` (a world path, or a folder copied whole) with one byte changed, its size kept:
+    at ``where(data)``, else in the middle of the file."""
+
+    def setup(w, t):
+        if (w / source).is_dir():
+            shutil.copytree(w / source, t / source)
+        else:
+            (t / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(w / source, t / relative)
+        path = t / relative
+        data = bytearray(path.read_bytes())
+        at = where(bytes(data)) if where else len(data) // 2
+        data[at] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    return setup
+
+
+def _inside_embedding(data):  # a byte inside the embedding table's values
+    from mindspore.train import checkpoint_pb2
+
+    proto = checkpoint_pb2.Checkpoint()
+    proto.ParseFromString(data)
+    content = next(v.tensor.tensor_content for v in proto.value if v.tag == "embedding.table")
+    return data.index(content) + len(content) // 2
+
+
+def npz_of_world(w, t):
+    from src.utils.checkpoint import read_weights, save_npz
+
+    save_npz(t / "w.npz", read_weights(w / "ckpt" / "m_step2.ckpt"))
+
+
+def world_config(name, *overrides):
+    """The world checkpoint's own config (as stored in it), with ``overrides``, written to ``name``."""
+
+    def setup(w, t):
+        from src.utils.checkpoint import config_of, load_checkpoint
+
+        _, state = load_checkpoint(w / "ckpt" / "m_step2.ckpt")
+        MassConfig.from_dict(config_of(state)).override(list(overrides)).to_json(t / name)
+
+    return setup
+
+
+# the world checkpoint's model: tiny.json with these sizes
+WORLD_MODEL = ["--model_config.hidden_size=16", "--model_config.intermediate_size=32"]
+EVAL_OUT = ["--test_dataset={w}/data/gigaword_test.mindrecord", "--output", "{t}/o.txt"]
+EVAL_ABSENT = ["{t}/o.txt", "{t}/o.txt.report.json", "{t}/o.txt.summary.txt"]
+TRAIN_LOG = ["{t}/run/train.log"]  # a failed train.py leaves its log, never config.json or a checkpoint
+
+
+def long_sources(w, t):
+    write_lines(t / "src.txt", ["the cat sat " * 30, "the dog"])
+    write_lines(t / "ref.txt", ["cat", "dog"])
+
+
+CASES.update({
+    # NaN / Inf in weights (class 4): refused by every reader, nothing written
+    "eval_nan_checkpoint": Case(eval_script, eval_argv(*EVAL_OUT, ckpt="{t}/m.ckpt"), "{t}/m.ckpt: NaN or Inf",
+                                spoiled_weights("m.ckpt"), EVAL_ABSENT),
+    "eval_inf_npz": Case(eval_script, eval_argv("--config", "{t}/c.json", *EVAL_OUT, ckpt="{t}/m.npz"),
+                         "{t}/m.npz: NaN or Inf", lambda w, t: (spoiled_weights("m.npz", np.inf)(w, t),
+                                                                world_config("c.json")(w, t)), EVAL_ABSENT),
+    "avg_nan_input": Case(weights_average, fmt("--input_files", "{w}/ckpt/m_step1.ckpt,{t}/m_step3.ckpt",
+                                               "--output_file", "{t}/o.npz"),
+                          "{t}/m_step3.ckpt: NaN or Inf", spoiled_weights("m_step3.ckpt"), ["{t}/o.npz"]),
+    "avg_inf_npz_input": Case(weights_average, fmt("--input_files", "{t}/m.npz", "--output_file", "{t}/o.npz"),
+                              "{t}/m.npz: NaN or Inf", spoiled_weights("m.npz", -np.inf), ["{t}/o.npz"]),
+    "export_nan_checkpoint": Case(export, fmt("--ckpt_file", "{t}/m.ckpt", "--file_name", "{t}/m"),
+                                  "{t}/m.ckpt: NaN or Inf", spoiled_weights("m.ckpt"), ["{t}/m.mindir"]),
+    "train_existed_ckpt_nan": Case(
+        [sys.executable, "train.py"], train_argv(*WORLD_MODEL, "--checkpoint_options.existed_ckpt={t}/m.ckpt"),
+        "{t}/m.ckpt: NaN or Inf", lambda w, t: (copy_data(w, t), spoiled_weights("m.ckpt")(w, t)),
+        ["{t}/run/config.json", "{t}/run/checkpoints"], logs=TRAIN_LOG),
+    "train_resume_inf": Case(
+        [sys.executable, "train.py"], train_argv(*WORLD_MODEL, "--resume", "{t}/m_step2.ckpt"),
+        "{t}/m_step2.ckpt: NaN or Inf", lambda w, t: (copy_data(w, t), spoiled_weights("m_step2.ckpt", np.inf)(w, t)),
+        ["{t}/run/config.json", "{t}/run/checkpoints"], logs=TRAIN_LOG),
+    # a config that does not match its weights (class 2): both values named, nothing written
+    "eval_config_other_heads": Case(
+        eval_script, eval_argv("--config", "{t}/c.json", *EVAL_OUT),
+        "model_config.num_attention_heads: 4 here, 2 in the checkpoint",
+        world_config("c.json", "--model_config.num_attention_heads=4"), EVAL_ABSENT),
+    "eval_config_other_positions": Case(
+        eval_script, eval_argv("--config", "{t}/c.json", *EVAL_OUT),
+        "model_config.max_position_embeddings: 128 here, 64 in the checkpoint",
+        world_config("c.json", "--model_config.max_position_embeddings=128"), EVAL_ABSENT),
+    "eval_override_other_layers": Case(
+        eval_script, eval_argv(*EVAL_OUT, "--model_config.num_decoder_layers=3"),
+        "model_config.num_decoder_layers: 3 here, 2 in the checkpoint", None, EVAL_ABSENT),
+    "eval_override_other_activation": Case(
+        eval_script, eval_argv(*EVAL_OUT, "--model_config.hidden_act=gelu"),
+        "may differ from the checkpoint's config", None, EVAL_ABSENT),
+    "eval_config_other_vocabulary_size": Case(
+        eval_script, eval_argv("--config", "{t}/c.json", *EVAL_OUT), "model_config.vocab_size: 99 here",
+        world_config("c.json", "--model_config.vocab_size=99"), EVAL_ABSENT),
+    "train_existed_ckpt_other_heads": Case(
+        [sys.executable, "train.py"],
+        train_argv(*WORLD_MODEL, "--model_config.num_attention_heads=4",
+                   "--checkpoint_options.existed_ckpt={w}/ckpt/m_step2.ckpt"),
+        "model_config.num_attention_heads: 4 here, 2 in the checkpoint", copy_data,
+        ["{t}/run/config.json", "{t}/run/checkpoints"], logs=TRAIN_LOG),
+    "train_resume_other_size": Case(
+        [sys.executable, "train.py"], train_argv("--resume", "{w}/ckpt/m_step2.ckpt"),
+        "model_config.hidden_size: 32 here, 16 in the checkpoint", copy_data,
+        ["{t}/run/config.json", "{t}/run/checkpoints"], logs=TRAIN_LOG),
+    "train_run_folder_of_another_model": Case(
+        [sys.executable, "train.py"], train_argv(*WORLD_MODEL),
+        "{t}/run/config.json: the run folder holds a run of another model: model_config.hidden_size: 16 here, "
+        "64 in that run",
+        lambda w, t: (copy_data(w, t), (t / "run").mkdir(),
+                      MassConfig.from_json(ROOT / "config/tiny.json").override(
+                          ["--model_config.hidden_size=64"]).to_json(t / "run" / "config.json")),
+        ["{t}/run/checkpoints"], logs=TRAIN_LOG),
+    # resume from weights without their optimizer state (class 6)
+    "train_resume_missing_optimizer": Case(
+        [sys.executable, "train.py"], train_argv(*WORLD_MODEL, "--resume", "{w}/ckpt/m_step2.ckpt"),
+        "{w}/ckpt/m_step2.ckpt: cannot resume: ", copy_data,
+        ["{t}/run/config.json", "{t}/run/checkpoints"], logs=TRAIN_LOG),
+    # changed bytes, same size (class 3)
+    "eval_checkpoint_byte_changed": Case(
+        eval_script, eval_argv(*EVAL_OUT, ckpt="{t}/m.ckpt"), "{t}/m.ckpt: changed or damaged bytes",
+        flip_byte("m.ckpt", "ckpt/m_step2.ckpt", _inside_embedding), EVAL_ABSENT),
+    "export_checkpoint_byte_changed": Case(
+        export, fmt("--ckpt_file", "{t}/m.ckpt", "--file_name", "{t}/m"), "{t}/m.ckpt: changed or damaged bytes",
+        flip_byte("m.ckpt", "ckpt/m_step2.ckpt", _inside_embedding), ["{t}/m.mindir"]),
+    "avg_npz_byte_changed": Case(
+        weights_average, fmt("--input_files", "{t}/m.npz", "--output_file", "{t}/o.npz"),
+        "{t}/m.npz: not a readable .npz",
+        lambda w, t: (npz_of_world(w, t), flip_byte("m.npz", "w.npz")(t, t)), ["{t}/o.npz"]),
+    "train_part_byte_changed": Case(
+        train, train_argv(), "news_crawl_len_16.mindrecord.part00000: changed or damaged bytes",
+        flip_byte("data/news_crawl_len_16.mindrecord.part00000", "data", lambda d: 200)),
+    "train_index_byte_changed": Case(
+        train, train_argv(), "news_crawl_len_16.mindrecord.part00000.db: changed or damaged bytes",
+        flip_byte("data/news_crawl_len_16.mindrecord.part00000.db", "data")),
+    "eval_test_part_byte_changed": Case(
+        eval_script, eval_argv("--test_dataset={t}/data/gigaword_test.mindrecord", "--output", "{t}/o.txt"),
+        "gigaword_test.mindrecord.part00000: changed or damaged bytes",
+        flip_byte("data/gigaword_test.mindrecord.part00000", "data"),
+        EVAL_ABSENT),
+    # degenerate inputs and settings (class 5)
+    "eval_empty_test_src": Case(
+        eval_script, eval_argv("--test_src", "{t}/e.txt", "--test_ref", "{t}/e.txt", "--vocab", "{w}/vocab.txt",
+                               "--output", "{t}/o.txt"),
+        "{t}/e.txt: no test line", text_file("e.txt", ""), EVAL_ABSENT),
+    "eval_beam_zero": Case(eval_script, eval_argv(*EVAL_OUT, "--decode_config.beam_width=0"),
+                           "decode_config.beam_width: must be positive", None, EVAL_ABSENT),
+    "train_max_steps_negative": Case(train, train_argv("--max_steps", "-3"), "--max_steps must be >= 0", copy_data),
+    "train_lr_zero": Case(train, train_argv("--learn_rate_config.lr=0"), "learn_rate_config.lr: must be positive",
+                          copy_data),
+    "train_fragment_ratio_zero": Case(train, train_argv("--mask_config.mask_ratio=0"),
+                                      "mask_config.mask_ratio: must lie in (0, 1]", copy_data),
+    "tok_empty_corpus": Case(tokenize_corpus, fmt("--corpus_folder", "{t}/in", "--output_folder", "{t}/o"),
+                             "{t}/in/a.txt: no text", text_file("in/a.txt", "\n  \n"), ["{t}/o/a_tokenized.txt"]),
+    "tok_everything_dropped": Case(  # main() returns the statistics; the command line refuses
+        [sys.executable, "tokenize_corpus.py"],
+        fmt("--corpus_folder", "{t}/in", "--output_folder", "{t}/o", "--max_tokens", "2"),
+        "no line left after tokenization (2 read: 0 empty, 2 longer than 2 tokens)",
+        text_file("in/a.txt", "the cat sat\nthe dog ran\n"), ["{t}/o/a_tokenized.txt"],
+        logs=["{t}/o/text_options.json"]),
+    "bpe_empty_input": Case(
+        apply_bpe_encoding, fmt("--codes", "{w}/codes.txt", "--src_folder", "{t}/in", "--existed_vocab",
+                                "{w}/vocab.txt", "--output_folder", "{t}/o"),
+        "{t}/in/a.txt: no text", text_file("in/a.txt", ""), ["{t}/o/a_bpe.txt"]),
+    "news_everything_dropped": Case(
+        news_crawl, fmt("--src_folder", "{t}/in", "--output_folder", "{t}/o", "--existed_vocab", "{w}/vocab.txt",
+                        "--processes", "1", "--max_len", "16", "--min_len", "12"),
+        "no example left", text_file("in/a.txt", "the cat sat on the mat\n"),
+        ["{t}/o/news_crawl_len_16.mindrecord.manifest.json"]),
+    # the stop script never signals what it did not start (class 6)
+    "stop_pid_file_without_start_time": Case(
+        ["bash", "scripts/stop_training.sh"], fmt("{t}/r"), "it must hold the process id, its start time",
+        lambda w, t: text_file("r/train.pid", f"{os.getpid()}\n")(w, t)),
+})
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_is_a_clear_error(name, world, tmp_path, capsys):
     case = CASES[name]
