@@ -89,7 +89,7 @@ class RougeValidator:
             options = {**self.options, **{k: v for k, v in decode_overrides.items() if v is not None}}
             options["n_best"] = min(options["n_best"], options["beam_size"])
             nbests = generate_stream(network, self.sources, batch_size=self.batch_size, **options)
-            hypotheses = [self.words(nbest[0].tokens) for nbest in nbests]
+            hypotheses = [self.words(nbest[0].tokens) if nbest else "" for nbest in nbests]  # none: scores not finite
         finally:
             network.set_train(was_training)
         scores = rouge(hypotheses, self.references, stem=True)
