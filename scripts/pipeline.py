@@ -115,10 +115,14 @@ def parse_args(argv=None):
     p.add_argument("--decode_option", action="append", default=[], metavar="--decode_config.KEY=VALUE",
                    help="decoding setting of the Gigaword test decoding only (repeatable; validation during "
                         "training keeps the config's), e.g. --decode_option=--decode_config.length_penalty_weight=1.4")
+    p.add_argument("--scratch_decode_option", action="append", default=None, metavar="--decode_config.KEY=VALUE",
+                   help="the same for the scratch system's test decoding (default: --decode_option)")
     p.add_argument("--average", default="none", metavar="none|last:K|best:K",
                    help="decode the Gigaword test set with the average of each system's last K step checkpoints, "
                         "or of its K best by validation (weights_average.py --last/--best), instead of its best "
                         "checkpoint (default: none)")
+    p.add_argument("--scratch_average", default=None, metavar="none|last:K|best:K",
+                   help="the same for the scratch system (default: --average)")
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up, as a share of each phase's steps")
     p.add_argument("--test_lines", type=int, default=0,
                    help="decode only the first N Gigaword test lines (0: all; a quick look, not a result)")
@@ -142,8 +146,11 @@ def parse_args(argv=None):
     args.scratch_lr = args.scratch_lr or args.finetune_lr
     args.cornell_lr = args.cornell_lr or args.lr
     args.finetune_warmup = args.warmup if args.finetune_warmup is None else args.finetune_warmup
-    args.average_mode, args.average_k = parse_average(args.average)
-    bad = [o for o in args.decode_option if not o.startswith("--decode_config.")]
+    args.scratch_decode_option = args.decode_option if args.scratch_decode_option is None \
+        else args.scratch_decode_option
+    args.scratch_average = args.average if args.scratch_average is None else args.scratch_average
+    args.averaging = {"mass": parse_average(args.average), "scratch": parse_average(args.scratch_average)}
+    bad = [o for o in args.decode_option + args.scratch_decode_option if not o.startswith("--decode_config.")]
     if bad:
         p.error(f"--decode_option takes --decode_config.KEY=VALUE settings, got {bad[0]}")
     for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len"):
@@ -418,16 +425,18 @@ def run_experiment(pipe, paths):
                             "--test_ref", _head(paths["giga_test_ref"], args.test_lines), "--codes", paths["codes"],
                             "--vocab", paths["vocab"]]
                 model, after = ["--checkpoint", best_checkpoint(pipe, run, "finetune")], [run]
-                if args.average_mode != "none":  # the average of K step checkpoints, with the run's config
-                    average = pipe.path("runs", run, f"average_{args.average_mode}{args.average_k}.npz")
+                mode, k = args.averaging[system]
+                if mode != "none":  # the average of K step checkpoints, with the run's config
+                    average = pipe.path("runs", run, f"average_{mode}{k}.npz")
                     pipe.stage(f"{run}_average", [pipe.py(
                         "weights_average.py", "--input_folder", pipe.path("runs", run, "checkpoints"),
-                        f"--{args.average_mode}", str(args.average_k), "--output_file", average)], after=[run])
+                        f"--{mode}", str(k), "--output_file", average)], after=[run])
                     model = ["--checkpoint", average, "--config", pipe.path("runs", run, "config.json")]
                     after = [f"{run}_average"]
                 # Gigaword references are tokenized text: hypotheses stay tokens too
                 cmd = pipe.py("eval.py", *model, "--metric", "rouge", "--tokenized_output", "--output", out,
-                              *[str(t) for t in test], *args.decode_option)
+                              *[str(t) for t in test],
+                              *(args.decode_option if system == "mass" else args.scratch_decode_option))
             else:
                 cmd = pipe.py("eval.py", "--checkpoint", best_checkpoint(pipe, run, "finetune"), "--metric", "ppl",
                               f"--test_dataset={data / 'cornell' / 'cornell_test.mindrecord'}", "--output", out)

@@ -55,6 +55,19 @@ def public_config(cfg_dict: dict) -> dict:
     return cfg
 
 
+def run_valid_loss(checkpoint: Path, phase, step):
+    """The validation loss of ``phase`` at ``step`` in the checkpoint's run (``<run>/checkpoints/x.ckpt`` ->
+    ``<run>/metrics.jsonl``); None when the run has no such record."""
+    from src.training.metrics_log import read_metrics
+
+    metrics = checkpoint.parent.parent / "metrics.jsonl"
+    if not metrics.is_file() or step is None:
+        return None
+    found = [r["valid_loss"] for r in read_metrics(metrics)
+             if r.get("step") == step and r.get("phase", phase) == phase and r.get("valid_loss") is not None]
+    return found[-1] if found else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     setup_logging()
@@ -90,6 +103,9 @@ def main(argv=None):
     if size > MAX_WEIGHTS_BYTES:
         raise UserError(f"{args.checkpoint}: {size / 2**20:.1f} MiB of weights, more than a release may hold "
                         f"({MAX_WEIGHTS_BYTES / 2**20:.0f} MiB){'' if args.fp16 else ': try --fp16'}")
+    valid_loss = state.get("valid_loss")
+    if valid_loss is None:  # a step checkpoint: its run's metrics.jsonl has the validation of that step
+        valid_loss = run_valid_loss(Path(args.checkpoint), state.get("phase"), state.get("step"))
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -109,7 +125,7 @@ def main(argv=None):
                 "intermediate_size", "max_position_embeddings", "vocab_size", "vocab_sha256")},
             "objective": {"mask_config": cfg.to_dict()["mask_config"]},
             "pretraining": {"phase": state.get("phase"), "steps": state.get("step"),
-                            "valid_loss": state.get("valid_loss"), "batch_size": cfg.dataset_config.batch_size,
+                            "valid_loss": valid_loss, "batch_size": cfg.dataset_config.batch_size,
                             "max_len": cfg.dataset_config.max_len, "lr": lr.lr, "lr_scheduler": lr.lr_scheduler,
                             "warmup_steps": lr.warmup_steps, "decay_steps": lr.decay_steps},
             "text": {"tokenizer": cfg.dataset_config.tokenizer or "nltk",
@@ -123,7 +139,7 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     print(f"released {params:,} parameters ({size / 2**20:.1f} MiB, {info['dtype']}) of {args.checkpoint} "
-          f"(step {state.get('step')}, valid loss {state.get('valid_loss')}) to {out}")
+          f"(step {state.get('step')}, valid loss {valid_loss}) to {out}")
 
 
 if __name__ == "__main__":

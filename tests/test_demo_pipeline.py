@@ -124,7 +124,8 @@ def test_a_released_model_skips_pre_training_and_is_checked(demo, tmp_path):
     options = ["--work", str(tmp_path / "w"), "--pretrained", str(release), "--gigaword", str(CORPUS / "gigaword"),
                "--cornell", str(CORPUS / "cornell"), "--finetune_steps", "20", "--evals", "1", "--pad_multiple", "64",
                "--train_option=--dataset_config.bucket_boundaries=[]", "--processes", "1"]
-    cmd = [sys.executable, str(ROOT / "scripts" / "pipeline.py"), *options, "--stop_after", "gigaword_mass_test"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "pipeline.py"), *options, "--average", "best:1",
+           "--decode_option=--decode_config.min_decode_length=3", "--stop_after", "gigaword_mass_test"]
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     new = tmp_path / "w"
@@ -137,6 +138,10 @@ def test_a_released_model_skips_pre_training_and_is_checked(demo, tmp_path):
         Dictionary.load_from_persisted_dict(release / "vocab.txt").digest()
     assert str(release / "weights.npz") in (new / "stages" / "gigaword_mass.json").read_text()
     assert len((new / "results" / "gigaword_mass.txt").read_text().splitlines()) == 80
+    # the test decoding used the average (of the one best checkpoint) with the run's config, and the option
+    report = json.loads((new / "results" / "gigaword_mass.txt.report.json").read_text())
+    assert report["checkpoint"].endswith("average_best1.npz") and report["decode"]["min_len"] == 3
+    assert (new / "stages" / "gigaword_mass_average.json").is_file()
 
     weights = release / "weights.npz"  # one byte changed, same size: refused before anything runs
     data = bytearray(weights.read_bytes())
