@@ -49,18 +49,19 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, rows in curve["points"].items():
+    for index, (name, rows) in enumerate(curve["points"].items()):
         rows = sorted(rows)
         ax.plot([s for s, _ in rows], [v for _, v in rows], marker="o", label=name)
-        for s, v in rows:
-            ax.annotate(f"{v:.2f}", (s, v), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for s, v in rows:  # labels of different lines at the same step kept apart
+            ax.annotate(f"{v:.2f}", (s, v), textcoords="offset points", xytext=(6, 6 - 12 * index), fontsize=8)
     ax.axhline(curve["scratch"], color="grey", linestyle="--", label=f"scratch ({curve['scratch']:.2f})")
     ax.set_xlabel("pre-training steps (batch 32)")
-    ax.set_ylabel(curve["metric"])
+    ax.set_ylabel("validation ROUGE-1")
+    fig.text(0.01, 0.01, curve["metric"], fontsize=7, color="dimgrey")
     ax.set_title("Gigaword 10K: fine-tuned from MASS pre-training vs scratch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     with atomic_path(Path(args.output)) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
