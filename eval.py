@@ -31,10 +31,11 @@ MindSpore ops instead (same hypotheses).
 import argparse
 import sys
 
+from src.evaluation.scorers import SCORERS
 from src.utils.cli import add_normalization_options, parse_with_overrides, run_cli
 from src.utils.device import DEVICE_TARGETS
 
-METRICS = ("rouge", "rouge_pltrdy", "ppl")
+METRICS = (*SCORERS, "ppl")
 
 
 def parse_args(argv=None):
@@ -45,7 +46,10 @@ def parse_args(argv=None):
     p.add_argument("--codes", default="", help="BPE codes, to encode raw text (--test_src, --interactive)")
     p.add_argument("--metric", default="rouge", choices=METRICS,
                    help="rouge: rouge-score with stemming; rouge_pltrdy: the pltrdy rouge package (ModelZoo); "
-                        "ppl: perplexity")
+                        "bleu, chrf: sacrebleu's corpus BLEU and chrF; ppl: perplexity")
+    p.add_argument("--hypotheses", default="",
+                   help="score this hypotheses file against --test_ref (no model: e.g. another system's outputs); "
+                        "the report goes to <output>.report.json")
     p.add_argument("--output", default="output/hypotheses.txt",
                    help="hypotheses file; <output>.report.json and <output>.summary.txt go next to it")
     p.add_argument("--test_dataset", default="", help="pair MindRecord dataset (default: dataset_config.test_dataset)")
@@ -64,6 +68,10 @@ def parse_args(argv=None):
     p.add_argument("--device_id", type=int, default=None, help="default: $DEVICE_ID or 0")
     p.add_argument("--pynative", action="store_true", help="PyNative instead of graph mode (debugging)")
     args, rest = parse_with_overrides(p, argv)
+    if args.hypotheses and not args.test_ref:
+        p.error("--hypotheses needs --test_ref")
+    if args.hypotheses and args.metric == "ppl":
+        p.error("--hypotheses scores text: choose --metric " + "|".join(SCORERS))
     if args.test_src and not (args.test_ref or args.interactive):
         p.error("--test_src needs --test_ref")
     if args.batch_size < 0:

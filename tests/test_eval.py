@@ -249,3 +249,17 @@ def test_eval_report_has_the_copy_rates_of_hypotheses_and_references(setup):
     assert copy["hypothesis_copy_rate"] == pytest.approx(copy_rate(hyps, arts))
     assert copy["reference_copy_rate"] == pytest.approx(copy_rate(titles, arts))
     assert copy["reference_words"] == pytest.approx(sum(len(t.split()) for t in titles) / len(titles))
+
+
+def test_eval_decodes_and_scores_chrf_like_the_sacrebleu_command_line(setup):
+    import subprocess
+    from pathlib import Path
+
+    d, _, _, _ = setup
+    out = d / "chrf" / "hyps.txt"
+    assert run_eval(setup, "--output", str(out), "--metric", "chrf") == 0
+    report = json.loads((d / "chrf" / "hyps.txt.report.json").read_text())
+    assert report["metric"] == "chrf" and "rouge" not in report and len(out.read_text().splitlines()) == N_TEST
+    cli = subprocess.run([str(Path(sys.executable).parent / "sacrebleu"), report["references"], "-i", str(out),
+                          "-m", "chrf", "-b", "-w", "4"], capture_output=True, text=True, check=True)
+    assert report["chrf"]["chrf"] == pytest.approx(float(cli.stdout), abs=0.01)

@@ -24,7 +24,6 @@ from src.utils.errors import UserError
 from src.utils.fileio import atomic_open, check_output_file, count_lines, iter_lines, require_file
 
 logger = logging.getLogger(__name__)
-ROUGE_TOOLS = {"rouge": "rouge-score", "rouge_pltrdy": "rouge"}
 # perplexity batches (dataset or raw text) are padded to a multiple of 32: at most a few batch shapes, each
 # compiled once (padded to 8, the Cornell test set's 1,159 pairs made dozens of graphs and 16.6 GB)
 PPL_PAD_MULTIPLE = 32
@@ -48,6 +47,7 @@ class EvalRequest:
     hash_digits: bool = False
     tokenized_output: bool = False
     interactive: bool = False
+    hypotheses: str = ""
     device_target: str = "CPU"
     device_id: int | None = None
     pynative: bool = False
@@ -60,6 +60,8 @@ class EvalRequest:
 def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     """Evaluate as requested: write the hypotheses (ROUGE), the report and the summary, or answer
     stdin line by line (interactive). The checkpoint is read once."""
+    if args.hypotheses:  # scoring only: no model
+        return score_hypotheses_file(args)
     from config.config import MassConfig
 
     user_cfg = MassConfig.from_json(args.config).override(list(args.overrides)) if args.config else None
@@ -134,9 +136,31 @@ def evaluate(args: EvalRequest, cfg, weights, checkpoint, vocab, test_dataset, m
     if args.metric == "ppl":
         report = evaluate_ppl(gen, args, test_dataset)
     else:
-        report = evaluate_rouge(gen, args, test_dataset, manifest)
+        report = evaluate_generation(gen, args, test_dataset, manifest)
     report = {"metric": args.metric, **info, **report}
     write_report(report, Path(args.output))
+    return 0
+
+
+def score_hypotheses_file(args: EvalRequest) -> int:
+    """Score an existing hypotheses file against ``test_ref`` line by line with ``args.metric``'s scorer
+    and write ``<output>.report.json`` / ``.summary.txt`` (the layout of a decoding run's report)."""
+    from src.evaluation.scorers import get
+
+    scorer = get(args.metric)
+    hypotheses = [line for _, line in iter_lines(require_file(args.hypotheses, "--hypotheses"))]
+    references = [line for _, line in iter_lines(require_file(args.test_ref, "--test_ref"))]
+    if len(hypotheses) != len(references):
+        raise UserError(f"{args.hypotheses}: {len(hypotheses)} lines for the {len(references)} references of "
+                        f"{args.test_ref}: hypotheses and references must pair line by line")
+    if not hypotheses:
+        raise UserError(f"{args.hypotheses}: no line to score")
+    output = Path(args.output)
+    check_writable(output.with_name(output.name + ".report.json"))
+    report = {"metric": args.metric, "hypotheses": str(args.hypotheses), "references": str(args.test_ref),
+              "hypotheses_sha256": hashlib.sha256(Path(args.hypotheses).read_bytes()).hexdigest(),
+              "pairs": len(hypotheses), scorer.report_key: scorer.score(hypotheses, references)}
+    write_report(report, output)
     return 0
 
 
@@ -273,9 +297,12 @@ def decode_all(gen, sources, detokenized=True) -> list[str]:
     return ["" if text is None else text for text in texts]
 
 
-def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
-    from src.evaluation.rouge_score import rouge
+def evaluate_generation(gen, args, test_dataset, manifest) -> dict:
+    """Decode the test sources, write the hypotheses, score them with ``args.metric``'s scorer
+    (src/evaluation/scorers.py)."""
+    from src.evaluation.scorers import get
 
+    scorer = get(args.metric)
     sources, dataset_ref, cut_count = load_test_sources(gen, args, test_dataset)
     ref_path = args.test_ref or dataset_ref
     if not ref_path:
@@ -291,14 +318,14 @@ def evaluate_rouge(gen, args, test_dataset, manifest) -> dict:
     output = Path(args.output)
     with atomic_open(output) as handle:
         handle.writelines(h + "\n" for h in hypotheses)
-    scores = rouge(hypotheses, references, tool=ROUGE_TOOLS[args.metric], stem=True)
+    scores = scorer.score(hypotheses, references)
     return {"hypotheses": str(output), "references": str(ref_path), "references_de_bpe": from_bpe,
             "hypotheses_detokenized": detokenized,
             "hypotheses_sha256": hashlib.sha256(output.read_bytes()).hexdigest(),
             "pairs": len(hypotheses), "sources_cut": cut_count, "source_max_len": source_cap(gen.config),
             "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
-            "rouge": scores, "copy": copy_report(gen, sources, hypotheses, references)}
+            scorer.report_key: scores, "copy": copy_report(gen, sources, hypotheses, references)}
 
 
 def copy_report(gen, sources, hypotheses, references) -> dict:
@@ -351,13 +378,12 @@ def evaluate_ppl(gen, args, test_dataset) -> dict:
 # ---- report -----------------------------------------------------------------------------------------------
 
 def summary_table(report: dict) -> str:
+    from src.evaluation.scorers import SCORERS
+
     rows = [("metric", report["metric"])]
-    if "rouge" in report:
-        r = report["rouge"]
-        rows += [("tool", f"{r['tool']} {r['version']}"), ("pairs", r["pairs"]),
-                 ("ROUGE-1 F1", f"{r['rouge1']:.2f}"), ("ROUGE-2 F1", f"{r['rouge2']:.2f}"),
-                 ("ROUGE-L F1", f"{r['rougeL']:.2f}"), ("empty hypotheses", r["empty_hypotheses"]),
-                 ("options", json.dumps(r["options"], sort_keys=True))]
+    scorer = SCORERS.get(report["metric"])
+    if scorer is not None and scorer.report_key in report:
+        rows += scorer.rows(report[scorer.report_key])
     if report.get("sources_cut"):
         rows += [("WARNING: sources cut", f"{report['sources_cut']} longer than {report['source_max_len']} tokens")]
     if "copy" in report:
