@@ -212,3 +212,19 @@ def test_best_k_errors(tmp_path, capsys):
                                           "--output_file", out]) == 2
     assert "not both" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_the_releases_in_models_are_intact_and_load_into_their_config():
+    from src.text.dictionary import Dictionary
+    from src.utils.checkpoint import load_model_weights
+
+    folders = sorted(p for p in (Path(__file__).resolve().parents[1] / "models").iterdir() if p.is_dir())
+    assert folders, "models/ holds no release"
+    for folder in folders:
+        manifest = verify_release(folder)  # every byte as the manifest says
+        cfg = MassConfig.from_json(folder / manifest["config"])
+        vocab = Dictionary.load_from_persisted_dict(folder / manifest["vocab"])
+        assert cfg.model_config.vocab_size == len(vocab) and cfg.model_config.vocab_sha256 == vocab.digest()
+        model = MassTransformer(cfg.model_config)
+        load_model_weights(model, folder / manifest["weights"])  # every parameter present, every shape right
+        assert manifest["parameters"] == sum(int(np.prod(p.shape)) for p in model.get_parameters())
