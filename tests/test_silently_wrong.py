@@ -7,9 +7,11 @@ this file holds what needs more than one command: a live holder of a lock, a tra
 good checkpoints, a process the stop script must leave alone.
 """
 
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -161,6 +163,39 @@ def test_a_stale_lock_file_of_a_dead_process_is_taken_over(tmp_path, caplog):
         assert holder_of(lock)["pid"] == os.getpid()
     assert f"taking over the lock of pid {int(dead.stdout)}" in caplog.text
     assert not lock.exists()
+
+
+FORKING_HOLDER = """
+import os, sys, time
+from src.utils.output_lock import hold
+with hold(sys.argv[1]):
+    child = os.fork()
+    if child == 0:  # a pool worker that will outlive its parent for a while
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_forked_child_that_outlives_the_writer_does_not_keep_its_lock(tmp_path):
+    out = tmp_path / "data.mindrecord"
+    proc = subprocess.Popen([sys.executable, "-c", FORKING_HOLDER, str(out)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        with pytest.raises(UserError, match=f"in use by pid {proc.pid}"), hold(out):
+            pass
+        proc.kill()
+        proc.wait()
+        assert Path(f"/proc/{child}").exists()  # the child still runs, with the parent's files
+        with hold(out) as lock:
+            assert holder_of(lock)["pid"] == os.getpid()
+    finally:
+        proc.kill()
+        proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_the_same_process_cannot_hold_one_output_twice(tmp_path):

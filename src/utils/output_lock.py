@@ -7,6 +7,11 @@ process start time, host and command line. A second writer is refused with
 ``<output>: in use by pid N (started ...)``. The kernel releases a ``flock`` when its process dies, however
 it dies, so the lock file a dead writer left is simply taken over (its holder is logged); the holder
 removes the file when it is done.
+
+A ``flock`` belongs to the open file, and a forked child shares its parent's open files: a pool worker
+that outlived a killed builder by a moment would keep the lock held. Every lock this process holds is
+therefore closed in a child right after ``fork`` (``os.register_at_fork``), so only the writer itself
+ever holds it.
 """
 
 import contextlib
@@ -25,6 +30,19 @@ from src.utils.errors import UserError
 logger = logging.getLogger(__name__)
 
 FOLDER_LOCK = ".lock"
+
+_HELD: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _close_in_child():
+    """After ``fork``, in the child: drop the parent's locks (closing a copy leaves the parent's lock)."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def lock_file_for(output) -> Path:
@@ -77,9 +95,11 @@ def hold(output, lock_path=None):
     lock_path = Path(lock_path) if lock_path is not None else lock_file_for(output)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = _acquire(output, lock_path)
+    _HELD.add(fd)
     try:
         yield lock_path
     finally:
+        _HELD.discard(fd)
         with contextlib.suppress(OSError):
             if os.fstat(fd).st_ino == lock_path.stat().st_ino:
                 lock_path.unlink()  # still holding the flock: nobody can take it in between
