@@ -106,7 +106,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.child_mode:
         return child(args)
-    from src.training.train_step import DEFAULT_DYNAMIC_SHAPES
+    from config.config import DatasetConfig
+
+    DEFAULT_DYNAMIC_SHAPES = DatasetConfig.dynamic_shapes  # the configs' default
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(MODES)

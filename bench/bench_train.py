@@ -2,8 +2,8 @@
 
 For the chosen preset (default config/small.json) and batch, it times, side by side in one run:
   ours     MassTransformer + TrainStep (Adam, global-norm clipping, label smoothing), GRAPH_MODE, fp32,
-           compiled as the trainer does (one graph per shape or dynamic shapes: DEFAULT_DYNAMIC_SHAPES in
-           src/training/train_step.py) and the other way
+           compiled as the trainer does (one graph per shape or dynamic shapes: dataset_config.dynamic_shapes,
+           default false) and the other way
   torch    the same pre-LN encoder-decoder in PyTorch eager (torch.nn layers, tied output), Adam
 and reports source/target tokens per second, the ratio, and model FLOP/s as a share of a measured numpy
 sgemm peak. ``--paper`` also runs the paper-size model (6+6, d 1024) at batch 8 x 64 in a separate
@@ -182,7 +182,9 @@ def main(argv=None):
         torch_step = torch_step_fn({**m.__dict__}, batch)
     except ImportError:
         torch_step = None
-    from src.training.train_step import DEFAULT_DYNAMIC_SHAPES
+    from config.config import DatasetConfig
+
+    DEFAULT_DYNAMIC_SHAPES = DatasetConfig.dynamic_shapes  # the configs' default
 
     best = {"ours": float("inf"), "ours_other": float("inf"), "torch": float("inf")}
     for _ in range(args.rounds):

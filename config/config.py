@@ -67,6 +67,10 @@ class DatasetConfig:
     # less memory and more padding; the presets use 32, see bench/bench_memory.py)
     bucket_boundaries: tuple[int, ...] = (16, 32, 48)
     pad_multiple: int = 32
+    # compile the training step once with dynamic (batch, length) dimensions instead of once per batch
+    # shape: its memory stays that of the largest batch (a training of the small preset at batch 32 keeps
+    # about 1 GB per shape otherwise) but every step runs slower (1.6-1.8x in bench/bench_memory.py)
+    dynamic_shapes: bool = False
     # token batches (fairseq's --max-tokens): > 0 gives each bucket batches of max_tokens // (its padded
     # source width) examples instead of batch_size (at least 1); without bucket_boundaries every padded
     # width is its own bucket. 0: sentence batches of batch_size
@@ -214,9 +218,10 @@ class CheckpointOptions:
     # initialisation when existed_ckpt is loaded, e.g. ["^decoder_layers\\.", "^decoder_norm\\."] transfers
     # the encoder and the embeddings only
     existed_ckpt_skip: tuple[str, ...] = ()
-    # what chooses <prefix>_best.ckpt: the validation loss, or (pair data) the mean ROUGE-1/2/L F1 of the
-    # beam-search outputs for the first valid_rouge_lines validation pairs (references: their target ids)
-    best_by: Literal["loss", "rouge"] = "loss"
+    # what chooses <prefix>_best.ckpt: "loss" (the validation loss), or (pair data) a metric of
+    # src/evaluation/scorers.py over the beam-search outputs for the first valid_rouge_lines validation
+    # pairs (references: their target ids): "rouge" (the mean of ROUGE-1/2/L F1), "bleu", "chrf", ...
+    best_by: str = "loss"
     valid_rouge_lines: int = 300
 
     def __post_init__(self):
@@ -224,6 +229,8 @@ class CheckpointOptions:
             _require(getattr(self, key) > 0, f"checkpoint_options.{key}", "must be positive")
         _require(self.eval_every_steps >= 0, "checkpoint_options.eval_every_steps", "must be >= 0")
         _require(bool(self.ckpt_prefix), "checkpoint_options.ckpt_prefix", "must not be empty")
+        _require(bool(re.fullmatch(r"[a-z][a-z0-9_]*", self.best_by)), "checkpoint_options.best_by",
+                 "must be loss or a metric name (rouge, bleu, chrf, ...)")
         for i, pattern in enumerate(self.existed_ckpt_skip):
             try:
                 re.compile(pattern)

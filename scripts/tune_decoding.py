@@ -135,7 +135,8 @@ def main(argv=None):
             raise UserError(f"{results_path}: not a results file of this script ({exc})") from None
     done = {row_key(r["model"], {k: r[k] for k in ("beam_size", "length_penalty", "min_len", "max_len_a",
                                                     "max_len_b")}) for r in rows}
-    from src.evaluation.valid_rouge import RougeValidator, first_pairs
+    from src.evaluation.scorers import get
+    from src.evaluation.valid_generation import GenerationValidator, first_pairs
     from src.text.dictionary import Dictionary
     from src.utils.device import setup_device
 
@@ -153,8 +154,8 @@ def main(argv=None):
 
         check_model_vocabulary(cfg.model_config.vocab_sha256, dictionary.digest(), paths[0], args.dataset)
         sources, targets = first_pairs(args.dataset, args.lines, cfg.dataset_config.max_len)
-        validator = RougeValidator(sources, targets, dictionary, cfg.decode_config,
-                                   args.batch_size or cfg.dataset_config.batch_size)
+        validator = GenerationValidator(sources, targets, dictionary, cfg.decode_config,
+                                        args.batch_size or cfg.dataset_config.batch_size, get("rouge"))
         model = build_model(cfg, len(dictionary), weights, paths[0])
         for options in grid(args, cfg.decode_config):
             if row_key(spec, options) in done:

@@ -192,5 +192,6 @@ def test_existed_ckpt_skip_patterns_are_checked():
     assert cfg.checkpoint_options.existed_ckpt_skip == ("^decoder_layers\\.",)
     with pytest.raises(UserError, match=r"existed_ckpt_skip\[0\]: not a regular expression"):
         MassConfig().override(['--checkpoint_options.existed_ckpt_skip=["(unclosed"]'])
-    with pytest.raises(UserError, match="best_by"):
-        MassConfig().override(["--checkpoint_options.best_by=bleu"])
+    assert MassConfig().override(["--checkpoint_options.best_by=bleu"]).checkpoint_options.best_by == "bleu"
+    with pytest.raises(UserError, match="best_by: must be loss or a metric name"):  # the registry's check: train.py
+        MassConfig().override(["--checkpoint_options.best_by=BLEU-4"])

@@ -12,9 +12,19 @@ import pytest
 import eval as eval_script
 import gigaword
 from config.config import MassConfig
+from src.dataset.batching import pad_batch
 from src.evaluation.api import MassGenerator
 from src.evaluation.evaluate import read_references
-from src.evaluation.ppl_score import PerplexityResult, continuation_mask, corpus_perplexity, count_words
+from src.evaluation.ppl_score import (
+    SCORING_ROWS,
+    PerplexityResult,
+    continuation_mask,
+    corpus_nll,
+    corpus_perplexity,
+    count_words,
+    make_nll_fn,
+    scoring_batches,
+)
 from src.evaluation.rouge_score import rouge
 from src.transformer.transformer import MassTransformer
 from src.utils.checkpoint import parameter_entries, save_checkpoint
@@ -182,6 +192,27 @@ def test_eval_ppl_end_to_end(setup, capsys):
     assert ppl["subword_ppl"] > 1 and ppl["word_ppl"] > 1
     assert ppl["words"] == ppl["subword_tokens"] > N_TEST  # no BPE here: one word per token
     assert "PPL per word" in capsys.readouterr().out
+
+
+def test_scoring_in_one_shape_gives_the_loss_of_each_pair_alone(setup):
+    d, ckpt, _, _ = setup
+    gen = MassGenerator.from_files(ckpt, d / "vocab.txt", mode="pynative")
+    rng = np.random.default_rng(3)
+    vocab = gen.config.model_config.vocab_size
+    pairs = []
+    for _ in range(SCORING_ROWS + 5):  # a full scoring batch and a filled one
+        src = np.append(rng.integers(4, vocab, rng.integers(2, 12)), 2).astype(np.int32)
+        tgt = np.append(rng.integers(4, vocab, rng.integers(1, 7)), 2).astype(np.int32)
+        pairs.append((src, np.append(1, tgt[:-1]).astype(np.int32), np.arange(len(tgt), dtype=np.int32), tgt))
+    natural = [tuple(pad_batch([[p[c] for p in pairs[i:i + 4]] for c in range(4)])) for i in range(0, len(pairs), 4)]
+    shaped = list(scoring_batches(natural))
+    assert {tuple(c.shape for c in b) for b in shaped} == {((SCORING_ROWS, 32), (SCORING_ROWS, 32),
+                                                             (SCORING_ROWS, 32), (SCORING_ROWS, 32))}
+    nll_fn = make_nll_fn(gen.model)
+    total, count = corpus_nll(gen.model, shaped, nll_fn)
+    alone = [corpus_nll(gen.model, [tuple(c[None, :] for c in p)], nll_fn) for p in pairs]  # the oracle
+    assert count == sum(n for _, n in alone) == sum(len(p[3]) for p in pairs)
+    assert total == pytest.approx(sum(t for t, _ in alone), rel=1e-5)
 
 
 def test_interactive_reads_stdin(setup, monkeypatch, capsys):

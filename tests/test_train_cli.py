@@ -71,6 +71,18 @@ def test_pretrain_then_finetune_writes_metrics_config_and_checkpoints(data, tmp_
     assert "ckpt_pretrain_best.ckpt" in ckpts
 
 
+def test_dynamic_shapes_from_the_config_train_like_one_graph_per_shape(data, tmp_path):
+    runs = {}
+    for dynamic in ("false", "true"):
+        out = tmp_path / dynamic
+        proc = train(data, out, f"--dataset_config.dynamic_shapes={dynamic}", "--dataset_config.epochs=1")
+        compiled_once = "compiled once, with dynamic batch shapes" in proc.stderr + (out / "train.log").read_text()
+        assert compiled_once == (dynamic == "true")
+        runs[dynamic] = losses(out)
+    assert len(runs["true"]) == 9 and len({round(v, 4) for v in runs["true"].values()}) > 1
+    assert runs["true"] == pytest.approx(runs["false"], rel=1e-4)
+
+
 def test_resume_continues_exactly(data, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(data, straight, "--dataset_config.epochs=2")
@@ -184,3 +196,40 @@ def test_best_by_rouge_keeps_the_checkpoint_with_the_best_validation_rouge(data,
         offline = json.loads((tmp_path / f"{name}.txt.report.json").read_text())["rouge"]
         for key in ("rouge1", "rouge2", "rougeL"):
             assert offline[key] == pytest.approx(record[f"valid_{key}"], abs=1e-9), (name, key)
+
+
+def test_best_by_names_any_scorer_and_its_in_loop_score_is_what_eval_computes(data, tmp_path):
+    from src.utils.checkpoint import load_checkpoint
+
+    out = tmp_path / "chrf"
+    pairs = data / "gigaword_train.mindrecord"
+    train(data, out, f"--dataset_config.fine_tune_dataset={pairs}", f"--dataset_config.valid_dataset={pairs}",
+          "--dataset_config.pre_train_dataset=", "--dataset_config.epochs=2", "--checkpoint_options.eval_every_steps=5",
+          "--checkpoint_options.best_by=chrf", "--checkpoint_options.valid_rouge_lines=6",
+          "--learn_rate_config.lr=0.01", "--decode_config.beam_width=2", "--decode_config.max_decode_length_b=5",
+          "--decode_config.min_decode_length=3")
+    valid = [r for r in read_metrics(out / "metrics.jsonl") if "valid_chrf" in r]
+    assert [r["step"] for r in valid] == [5, 10] and all(r["valid_chrf_pairs"] == 6 for r in valid)
+    assert not any("valid_rouge" in r for r in valid)
+    assert max(r["valid_chrf"] for r in valid) > 0.0
+    best = max(valid, key=lambda r: (r["valid_chrf"], -r["step"]))  # the first of equal scores is kept
+    _, state = load_checkpoint(out / "checkpoints" / "ckpt_finetune_best.ckpt")
+    assert state["step"] == best["step"] and state["valid_chrf"] == pytest.approx(best["valid_chrf"])
+    _, last = load_checkpoint(out / "checkpoints" / "ckpt_finetune_step10.ckpt")
+    assert last["best_valid_chrf"] == pytest.approx(best["valid_chrf"])
+    write_lines(tmp_path / "src6.txt", (data / "a.txt").read_text().splitlines()[:6])
+    write_lines(tmp_path / "ref6.txt", (data / "t.txt").read_text().splitlines()[:6])
+    proc = subprocess.run([sys.executable, str(ROOT / "eval.py"), "--checkpoint",
+                           str(out / "checkpoints" / "ckpt_finetune_best.ckpt"), "--metric", "chrf",
+                           "--test_src", str(tmp_path / "src6.txt"), "--test_ref", str(tmp_path / "ref6.txt"),
+                           "--vocab", str(data / "vocab.txt"), "--tokenized_output",
+                           "--output", str(tmp_path / "h.txt")],
+                          env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    offline = json.loads((tmp_path / "h.txt.report.json").read_text())["chrf"]
+    assert offline["chrf"] == pytest.approx(best["valid_chrf"], abs=1e-9)
+    # a metric nobody registered is refused before training
+    proc = train(data, tmp_path / "bad", f"--dataset_config.fine_tune_dataset={pairs}",
+                 "--dataset_config.pre_train_dataset=", "--checkpoint_options.best_by=meteor", expect=2)
+    assert "checkpoint_options.best_by: unknown 'meteor'; choose from loss, rouge" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -116,3 +116,40 @@ def batch_ids(sequences, batch_size: int, fill: bool = False):
             rows += rows[:1] * (batch_size - len(rows))
         (padded,) = pad_batch([rows])
         yield chosen, padded
+
+
+
+
+def fixed_shape_batches(batches, rows: int, multiple: int = 1):
+    """Teacher-forced batches (4 columns: source, decoder input, positions, labels) re-cut to one shape:
+    ``rows`` rows, the source as wide as the widest source and the three target columns as wide as the
+    widest target, each rounded up to ``multiple``.
+
+    A graph compiled per batch shape keeps its own memory (hundreds of MB each for the small preset), so
+    scoring every batch in one shape bounds that to one graph. All the batches are read first (scoring
+    sets are small), each row's padding dropped and made again. Rows keep their order; the last batch is
+    filled with copies of its first row whose labels are all ``<pad>``: they count no token, so the sum of
+    a per-token loss over the filled batch is unchanged.
+
+    >>> out = list(fixed_shape_batches([[np.array([[5, 2, 0], [7, 5, 2]]), np.array([[1, 6], [1, 0]]),
+    ...                                  np.array([[0, 1], [0, 0]]), np.array([[6, 2], [2, 0]])]], rows=3))
+    >>> [c.tolist() for c in out[0]]
+    [[[5, 2, 0], [7, 5, 2], [5, 2, 0]], [[1, 6], [1, 0], [1, 6]], [[0, 1], [0, 0], [0, 1]], [[6, 2], [2, 0], [0, 0]]]
+    """
+    examples = [tuple(np.trim_zeros(c, "b") for c in row)  # trailing <pad> (0) is made again below
+                for batch in batches for row in zip(*(np.asarray(c, dtype=np.int32) for c in batch), strict=True)]
+    if not examples:
+        return
+    src_width = round_up(max(1, max(len(e[0]) for e in examples)), multiple)
+    tgt_width = round_up(max(1, max(len(c) for e in examples for c in e[1:])), multiple)
+    for start in range(0, len(examples), rows):
+        chunk = examples[start:start + rows]
+        out = []
+        for c, width in enumerate((src_width, tgt_width, tgt_width, tgt_width)):
+            column = np.full((rows, width), PAD_ID, dtype=np.int32)
+            for r, example in enumerate(chunk):
+                column[r, : len(example[c])] = example[c]
+            if c < 3:  # filler rows: copies of the first row, real keys to attend to, nothing to score
+                column[len(chunk):] = column[0]
+            out.append(column)
+        yield tuple(out)

@@ -24,9 +24,6 @@ from src.utils.errors import UserError
 from src.utils.fileio import atomic_open, check_output_file, count_lines, iter_lines, require_file
 
 logger = logging.getLogger(__name__)
-# perplexity batches (dataset or raw text) are padded to a multiple of 32: at most a few batch shapes, each
-# compiled once (padded to 8, the Cornell test set's 1,159 pairs made dozens of graphs and 16.6 GB)
-PPL_PAD_MULTIPLE = 32
 
 
 @dataclasses.dataclass
@@ -342,15 +339,21 @@ def copy_report(gen, sources, hypotheses, references) -> dict:
 # ---- perplexity -------------------------------------------------------------------------------------------
 
 def ppl_batches(gen, args, test_dataset):
-    """Tuples of the 4 batch columns over the test pairs (dataset, or raw --test_src/--test_ref)."""
+    """Tuples of the 4 batch columns over the test pairs (dataset, or raw --test_src/--test_ref), all in
+    the one scoring shape (``ppl_score.scoring_batches``)."""
+    from src.evaluation.ppl_score import scoring_batches
+
+    return scoring_batches(_ppl_pairs(gen, args, test_dataset))
+
+
+def _ppl_pairs(gen, args, test_dataset):
     cfg = gen.config
     cap_src, cap_tgt = cfg.dataset_config.max_len, cfg.model_config.max_position_embeddings
     if test_dataset:
         from src.dataset.load_dataset import load_dataset
 
         data = load_dataset(test_dataset, batch_size=cfg.dataset_config.batch_size, shuffle=False,
-                            max_src_len=cap_src, max_tgt_len=cap_tgt, num_parallel_workers=1,
-                            pad_multiple=PPL_PAD_MULTIPLE)
+                            max_src_len=cap_src, max_tgt_len=cap_tgt, num_parallel_workers=1)
         yield from data.create_tuple_iterator(output_numpy=True, num_epochs=1)
         return
     from src.dataset.batching import cut, pad_batch
@@ -362,7 +365,7 @@ def ppl_batches(gen, args, test_dataset):
     size = cfg.dataset_config.batch_size
     for start in range(0, len(pairs), size):
         chunk = pairs[start:start + size]
-        yield tuple(pad_batch([[p[c] for p in chunk] for c in range(4)], multiple=PPL_PAD_MULTIPLE))
+        yield tuple(pad_batch([[p[c] for p in chunk] for c in range(4)]))
 
 
 def evaluate_ppl(gen, args, test_dataset) -> dict:

@@ -2,7 +2,9 @@
 references) -> figures`` function and the rows it adds to a report's summary table.
 
 A new metric is one :class:`Scorer` and one line in ``SCORERS``: eval.py's ``--metric`` choices, its
-report (``report[scorer.report_key]``) and its summary table come from here.
+report (``report[scorer.report_key]``) and its summary table, and the trainer's
+``checkpoint_options.best_by`` choices (validation by generation, src/evaluation/valid_generation.py)
+come from here.
 
 * ``rouge`` / ``rouge_pltrdy``: ROUGE-1/2/L F1 (src/evaluation/rouge_score.py; rouge-score with stemming, or
   the pltrdy package ModelZoo used);
@@ -29,6 +31,8 @@ class Scorer:
     higher_is_better: bool
     score: Callable[[list, list], dict]
     rows: Callable[[dict], list]  # (label, value) rows of a summary table
+    figures: tuple[str, ...]  # the numeric figures a validation logs (as valid_<figure>)
+    criterion: Callable[[dict], float]  # the figure that chooses the best checkpoint (best_by=<name>)
 
 
 def _rouge(tool):
@@ -44,6 +48,10 @@ def _rouge_rows(r: dict) -> list:
             ("ROUGE-1 F1", f"{r['rouge1']:.2f}"), ("ROUGE-2 F1", f"{r['rouge2']:.2f}"),
             ("ROUGE-L F1", f"{r['rougeL']:.2f}"), ("empty hypotheses", r["empty_hypotheses"]),
             ("options", json.dumps(r["options"], sort_keys=True))]
+
+
+def _rouge_mean(r: dict) -> float:
+    return (r["rouge1"] + r["rouge2"] + r["rougeL"]) / 3
 
 
 def _sacrebleu(kind):
@@ -79,12 +87,16 @@ def _sacrebleu_rows(label):
     return rows
 
 
+_ROUGE_FIGURES = ("rouge1", "rouge2", "rougeL")
 SCORERS = {s.name: s for s in (
-    Scorer("rouge", "rouge", "rouge1", True, _rouge("rouge-score"), _rouge_rows),
-    Scorer("rouge_pltrdy", "rouge", "rouge1", True, _rouge("rouge"), _rouge_rows),
-    Scorer("bleu", "bleu", "bleu", True, _sacrebleu("bleu"), _sacrebleu_rows("BLEU")),
-    Scorer("chrf", "chrf", "chrf", True, _sacrebleu("chrf"), _sacrebleu_rows("chrF")),
+    Scorer("rouge", "rouge", "rouge1", True, _rouge("rouge-score"), _rouge_rows, _ROUGE_FIGURES, _rouge_mean),
+    Scorer("rouge_pltrdy", "rouge", "rouge1", True, _rouge("rouge"), _rouge_rows, _ROUGE_FIGURES, _rouge_mean),
+    Scorer("bleu", "bleu", "bleu", True, _sacrebleu("bleu"), _sacrebleu_rows("BLEU"), ("bleu",),
+           lambda r: r["bleu"]),
+    Scorer("chrf", "chrf", "chrf", True, _sacrebleu("chrf"), _sacrebleu_rows("chrF"), ("chrf",),
+           lambda r: r["chrf"]),
 )}
+LOSS = "loss"  # best_by: the teacher-forced validation loss (no decoding)
 
 
 def get(name: str) -> Scorer:
@@ -92,3 +104,16 @@ def get(name: str) -> Scorer:
         return SCORERS[name]
     except KeyError:
         raise UserError(f"unknown metric {name!r}; choose from {', '.join(SCORERS)}") from None
+
+
+def selection(best_by: str) -> Scorer | None:
+    """The scorer that ``checkpoint_options.best_by`` names, or None for the validation loss.
+
+    >>> selection("loss") is None, selection("bleu").name
+    (True, 'bleu')
+    """
+    if best_by == LOSS:
+        return None
+    if best_by not in SCORERS:
+        raise UserError(f"checkpoint_options.best_by: unknown {best_by!r}; choose from {LOSS}, {', '.join(SCORERS)}")
+    return SCORERS[best_by]

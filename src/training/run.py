@@ -27,6 +27,9 @@ def load_config(config_path, overrides=()) -> MassConfig:
     datasets = [d for d in (cfg.dataset_config.pre_train_dataset, cfg.dataset_config.fine_tune_dataset) if d]
     if not datasets:
         raise UserError("nothing to train: set dataset_config.pre_train_dataset and/or fine_tune_dataset")
+    from src.evaluation.scorers import selection
+
+    selection(cfg.checkpoint_options.best_by)  # a metric nobody registered: refused before anything is written
     from src.dataset.identity import check_model_vocabulary, check_same_build, vocabulary_of
     from src.dataset.load_dataset import resolve_datasets
     from src.dataset.writer import dataset_files

@@ -17,10 +17,6 @@ from mindspore.amp import DynamicLossScaler, StaticLossScaler
 from src.transformer.loss import label_smoothed_nll
 from src.utils.checkpoint import ACCUM_PREFIX
 
-# whether the step is compiled with dynamic dimensions (one graph for every batch shape) rather than
-# once per shape; see bench/bench_memory.py and docs/PERFORMANCE.md
-DEFAULT_DYNAMIC_SHAPES = False
-
 
 def make_loss_scaler(mode: str, init_scale: float, factor: float, window: int):
     """``dynamic`` (grows after ``window`` clean steps, shrinks on overflow), ``static`` or ``none``."""
@@ -62,7 +58,7 @@ class TrainStep:
     """Holds the compiled functions and the accumulation buffers; see the module docstring."""
 
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, *, label_smoothing=0.0, scaler=None,
-                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None, dynamic_shapes=DEFAULT_DYNAMIC_SHAPES):
+                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None, dynamic_shapes=False):
         self.network = network
         self.optimizer = optimizer
         self.scaler = scaler or StaticLossScaler(1.0)

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from src.dataset import schema
 from src.dataset.load_dataset import data_error, dataset_size, load_from_config, resolve_datasets
 from src.dataset.writer import read_manifest
-from src.evaluation.ppl_score import corpus_nll, make_nll_fn
+from src.evaluation import scorers
+from src.evaluation.ppl_score import corpus_nll, make_nll_fn, scoring_batches
 from src.training.divergence import DivergenceGuard
 from src.training.lr_scheduler import schedule_from_config
 from src.training.optimizer import build_optimizer
@@ -41,7 +42,8 @@ def validate(run, valid):
     """Token NLL (no label smoothing) and perplexity over the validation sets, masks fixed (epoch 0)."""
     if not valid:
         return None
-    batches = _batches(load_from_config(run.cfg, valid, epoch=0, shuffle=False, training=False), valid)
+    batches = scoring_batches(_batches(load_from_config(run.cfg, valid, epoch=0, shuffle=False, training=False),
+                                       valid))  # one shape: one compiled graph
     if run.nll_fn is None:
         run.nll_fn = make_nll_fn(run.net)
     total, count = corpus_nll(run.net, batches, run.nll_fn)
@@ -59,14 +61,13 @@ class PhaseState:
 
     def as_dict(self, phase, cfg, best=None, best_by="loss"):
         """The run state of a checkpoint; ``best`` is the selection criterion (lower is better: the
-        validation loss, or minus the validation ROUGE), stored as ``best_valid_loss`` or
-        ``best_valid_rouge``."""
+        validation loss, or minus the validation score of the scorer ``best_by``), stored as
+        ``best_valid_loss`` or ``best_valid_<best_by>`` (the score itself)."""
         state = {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                  "mix_epoch": self.mix_epoch, "mix_batch_in_epoch": self.mix_batch_in_epoch,
                  "config_json": cfg.to_json_text()}
         if best is not None and math.isfinite(best):
-            state["best_valid_rouge" if best_by == "rouge" else "best_valid_loss"] = \
-                -float(best) if best_by == "rouge" else float(best)
+            state[f"best_valid_{best_by}"] = float(best) if best_by == scorers.LOSS else -float(best)
         return state
 
 
@@ -80,9 +81,10 @@ def warn_about_schedule(lrc, total_steps: int, phase: str):
 
 def best_from_state(state: dict, best_by: str) -> float:
     """The selection criterion (lower is better) recorded in a resumed run state, or +inf."""
-    if best_by == "rouge":
-        return -float(state["best_valid_rouge"]) if "best_valid_rouge" in state else math.inf
-    return float(state.get("best_valid_loss", math.inf))
+    key = f"best_valid_{best_by}"
+    if key not in state:
+        return math.inf
+    return float(state[key]) if best_by == scorers.LOSS else -float(state[key])
 
 
 def _build_step(run):
@@ -91,11 +93,13 @@ def _build_step(run):
     optimizer = build_optimizer(run.net.trainable_params(), lrc)
     scaler = make_loss_scaler(lsc.loss_scale_mode, lsc.init_loss_scale, lsc.loss_scale_factor, lsc.scale_window)
     reducer = None
+    if cfg.dataset_config.dynamic_shapes:
+        logger.info("the training step is compiled once, with dynamic batch shapes (dataset_config.dynamic_shapes)")
     if run.group_size > 1:
         reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=run.group_size)
     return TrainStep(run.net, optimizer, label_smoothing=cfg.model_config.label_smoothing, scaler=scaler,
                      clip_norm=lrc.clip_norm, accumulation_steps=lrc.grad_accumulation_steps,
-                     grad_reducer=reducer)
+                     grad_reducer=reducer, dynamic_shapes=cfg.dataset_config.dynamic_shapes)
 
 
 def _entries(step_fn):
@@ -150,12 +154,13 @@ class _Phase:
                                          enabled=run.rank == 0)
         self.pos = _restore(self.step_fn, resume) if resume else PhaseState()
         self.valid = validation_sets(cfg, datasets)
-        self.rouge_validator = None
-        if opts.best_by == "rouge" and self.valid and read_manifest(self.valid[0])["kind"] == schema.KIND_PAIR:
-            from src.evaluation.valid_rouge import RougeValidator
+        self.validator = None  # validation by generation, for a best_by that names a scorer
+        scorer = scorers.selection(opts.best_by)
+        if scorer is not None and self.valid and read_manifest(self.valid[0])["kind"] == schema.KIND_PAIR:
+            from src.evaluation.valid_generation import GenerationValidator
 
-            self.rouge_validator = RougeValidator.from_config(cfg, self.valid)
-        self.best_by = "rouge" if self.rouge_validator else "loss"
+            self.validator = GenerationValidator.from_config(cfg, self.valid, scorer)
+        self.best_by = scorer.name if self.validator else scorers.LOSS
         if resume:  # the best checkpoint so far must not be replaced by a worse one after a resume
             self.manager.best_loss = best_from_state(resume[1], self.best_by)
         self.window = _Window()
@@ -286,20 +291,21 @@ class _Phase:
         criterion = result["valid_loss"]
         if not math.isfinite(criterion):
             self.diverged(f"the validation loss is {criterion}")
-        if self.rouge_validator is not None:
-            result.update(self.rouge_validator(run.net))
-            criterion = -result["valid_rouge"]
+        metric = f"valid_{self.best_by}"
+        if self.validator is not None:
+            result.update(self.validator(run.net))
+            criterion = -result[metric]
         run.trim_metrics()
         run.metrics.write({"phase": phase, "step": pos.step, "epoch": pos.epoch, **result})
         logger.info("%s step %d: valid loss %.4f ppl %.2f", phase, pos.step, result["valid_loss"],
                     result["valid_ppl"])
         state = self.state(with_best=False)
-        if self.rouge_validator is not None:
-            logger.info("%s step %d: valid ROUGE-1/2/L %.2f / %.2f / %.2f on %d pairs, copy rate %.2f "
-                        "(references %.2f), %.1f s", phase, pos.step, result["valid_rouge1"], result["valid_rouge2"],
-                        result["valid_rougeL"], result["valid_rouge_pairs"], result["valid_copy_rate"],
-                        result["valid_ref_copy_rate"], result["valid_decode_seconds"])
-            state["valid_rouge"] = float(result["valid_rouge"])
+        if self.validator is not None:
+            figures = ", ".join(f"{f} {result[f'valid_{f}']:.2f}" for f in self.validator.scorer.figures)
+            logger.info("%s step %d: valid %s %.2f (%s) on %d pairs, copy rate %.2f (references %.2f), %.1f s",
+                        phase, pos.step, self.best_by, result[metric], figures, result[f"{metric}_pairs"],
+                        result["valid_copy_rate"], result["valid_ref_copy_rate"], result["valid_decode_seconds"])
+            state[metric] = float(result[metric])
         if criterion < self.manager.best_loss:
             self.run.publish_config()
         self.manager.save_if_best(_entries(self.step_fn), state, criterion)

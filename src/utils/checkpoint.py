@@ -40,9 +40,10 @@ from src.utils.release import release_of, verify_file
 
 logger = logging.getLogger(__name__)
 
-STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "mix_epoch", "mix_batch_in_epoch", "config_json",
-              "valid_loss", "best_valid_loss",
-              "valid_rouge", "best_valid_rouge")
+STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "mix_epoch", "mix_batch_in_epoch", "config_json")
+# the validation score a checkpoint was chosen by and the best so far: valid_loss / best_valid_loss, or
+# valid_<metric> / best_valid_<metric> for checkpoint_options.best_by=<metric> (rouge, bleu, ...)
+VALID_STATE_RE = re.compile(r"^(best_)?valid_[a-z][a-z0-9_]*$")
 STEP_RE = re.compile(r"^([^.].*)_step(\d+)\.ckpt$")  # hidden names are never checkpoints
 ACCUM_PREFIX = "accum."  # gradient accumulators (src/training/train_step.py)
 LOSS_SCALER_ENTRIES = ("loss_scaler.scale_value", "loss_scaler.counter")  # dynamic loss scaling
@@ -57,13 +58,22 @@ NON_MODEL_NAMES = frozenset(("beta1_power", "beta2_power", "global_step", "learn
                              "epoch_num", "step_num", CONTENT_DIGEST) + STATE_KEYS)
 
 
+def is_state_key(name: str) -> bool:
+    """True for an entry of the run state (:data:`STATE_KEYS`, a validation score).
+
+    >>> is_state_key("step"), is_state_key("best_valid_bleu"), is_state_key("encoder.valid_w")
+    (True, True, False)
+    """
+    return name in STATE_KEYS or VALID_STATE_RE.match(name) is not None
+
+
 def is_model_param(name: str) -> bool:
     """True for a model parameter, False for an optimizer slot, counter, loss scale or run-state entry.
 
     >>> is_model_param("embedding.table"), is_model_param("moment1.embedding.table"), is_model_param("step")
     (True, False, False)
     """
-    return name not in NON_MODEL_NAMES and not name.startswith(NON_MODEL_PREFIXES)
+    return name not in NON_MODEL_NAMES and not is_state_key(name) and not name.startswith(NON_MODEL_PREFIXES)
 
 
 def save_checkpoint(path, entries: list, state: dict) -> Path:
@@ -122,9 +132,8 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     data = path.read_bytes()
     check_tensor_sizes(path, data)
     state = {}
-    for key in STATE_KEYS:
-        if key in raw:
-            state[key] = _state_value(path, key, raw.pop(key))
+    for key in [k for k in raw if is_state_key(k)]:
+        state[key] = _state_value(path, key, raw.pop(key))
     check_content_digest(path, data, raw.pop(CONTENT_DIGEST, None) is not None)
     check_finite({name: value for name, value in raw.items() if not isinstance(value, str)}, path)
     return raw, state
@@ -252,14 +261,15 @@ class CheckpointManager:
 
     def save_if_best(self, entries, state, criterion) -> Path | None:
         """Save ``<prefix>_best.ckpt`` when ``criterion`` (lower is better: the validation loss, or minus
-        the validation ROUGE) beats every earlier one."""
+        the validation score of best_by's metric) beats every earlier one."""
         if not self.enabled or not math.isfinite(criterion) or criterion >= self.best_loss:
             return None
         path = self.folder / f"{self.prefix}_best.ckpt"
         check_finite({e["name"]: e["data"] for e in entries if not isinstance(e["data"], str | int | float)},
                      path, "entries (not saved)")
         self.best_loss = criterion
-        state = state if "valid_rouge" in state else {**state, "valid_loss": float(criterion)}
+        scored = any(VALID_STATE_RE.match(k) for k in state)  # by a metric: its valid_<metric> is there
+        state = state if scored else {**state, "valid_loss": float(criterion)}
         return save_checkpoint(path, entries, state)
 
     def latest(self) -> Path | None:

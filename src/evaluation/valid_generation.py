@@ -1,12 +1,15 @@
-"""Validation by generation: beam search over a fixed set of validation pairs, scored with ROUGE.
+"""Validation by generation: beam search over a fixed set of validation pairs, scored by a scorer of
+the registry (:mod:`src.evaluation.scorers`).
 
-Teacher-forced validation loss favours a model that is a good language model; what a headline system is
-for is the text it generates. With ``checkpoint_options.best_by = "rouge"`` the trainer decodes the
-first ``valid_rouge_lines`` pairs of the validation set (by line index: the same pairs at every
-validation) with the run's ``decode_config`` and keeps ``<prefix>_best.ckpt`` by the mean of their
-ROUGE-1/2/L F1 (rouge-score, stemming). Hypotheses and references are compared as tokens, BPE removed:
-the references are the pairs' target ids, so a reference word outside the vocabulary counts as
-``<unk>``. The copy rates (:mod:`src.evaluation.copy_rate`) of hypotheses and references are logged with them.
+Teacher-forced validation loss favours a model that is a good language model; what a headline or
+translation system is for is the text it generates. With ``checkpoint_options.best_by`` naming a scorer
+(``rouge``, ``bleu``, ``chrf``, ...) the trainer decodes the first ``valid_rouge_lines`` pairs of the
+validation set (by line index: the same pairs at every validation) with the run's ``decode_config`` and
+keeps ``<prefix>_best.ckpt`` by the scorer's criterion (ROUGE: the mean of ROUGE-1/2/L F1, rouge-score
+with stemming; BLEU, chrF: sacrebleu's corpus score). Hypotheses and references are compared as tokens,
+BPE removed: the references are the pairs' target ids, so a reference word outside the vocabulary counts
+as ``<unk>``. The copy rates (:mod:`src.evaluation.copy_rate`) of hypotheses and references are logged
+with them.
 """
 
 import logging
@@ -20,7 +23,7 @@ from src.utils.errors import UserError
 logger = logging.getLogger(__name__)
 
 
-def first_pairs(datasets, lines: int, max_src_len: int) -> tuple[list, list]:
+def first_pairs(datasets, lines: int, max_src_len: int, metric: str = "rouge") -> tuple[list, list]:
     """``(source ids, target ids)`` of the first ``lines`` pairs (by index) of the pair datasets."""
     import mindspore.dataset as ds
 
@@ -43,43 +46,45 @@ def first_pairs(datasets, lines: int, max_src_len: int) -> tuple[list, list]:
         if len(sources) >= lines:
             break
     if not sources:
-        raise UserError(f"best_by rouge: no validation pair in {datasets}")
+        raise UserError(f"best_by {metric}: no validation pair in {datasets}")
     return sources, targets
 
 
-class RougeValidator:
-    """Decodes the same validation sources at every call and scores them against their targets."""
+class GenerationValidator:
+    """Decodes the same validation sources at every call and scores them against their targets with
+    ``scorer`` (a :class:`src.evaluation.scorers.Scorer`)."""
 
-    def __init__(self, sources, targets, dictionary, decode_config, batch_size: int):
+    def __init__(self, sources, targets, dictionary, decode_config, batch_size: int, scorer):
         from src.transformer.generator import decode_options
 
-        self.sources, self.dictionary = sources, dictionary
+        self.sources, self.dictionary, self.scorer = sources, dictionary, scorer
         self.references = [self.words(t) for t in targets]
         self.source_words = [self.words(s) for s in sources]
         self.options = decode_options(decode_config)
         self.batch_size = batch_size
 
     @classmethod
-    def from_config(cls, cfg, datasets):
+    def from_config(cls, cfg, datasets, scorer):
         from src.dataset.load_dataset import resolve_datasets
         from src.dataset.writer import read_manifest
         from src.text.dictionary import Dictionary
 
         opts = cfg.checkpoint_options
-        sources, targets = first_pairs(datasets, opts.valid_rouge_lines, cfg.dataset_config.max_len)
+        sources, targets = first_pairs(datasets, opts.valid_rouge_lines, cfg.dataset_config.max_len, scorer.name)
         vocab = read_manifest(resolve_datasets(datasets)[0]).get("vocab_path", "")
         dictionary = Dictionary.load_from_persisted_dict(vocab) if vocab else None
         if dictionary is None:
-            raise UserError(f"{datasets}: its manifest names no vocabulary, needed to score ROUGE")
-        return cls(sources, targets, dictionary, cfg.decode_config, cfg.dataset_config.batch_size)
+            raise UserError(f"{datasets}: its manifest names no vocabulary, needed to score {scorer.name}")
+        return cls(sources, targets, dictionary, cfg.decode_config, cfg.dataset_config.batch_size, scorer)
 
     def words(self, ids) -> str:
         return self.dictionary.decode(ids, strip_bpe=True)
 
     def __call__(self, network, **decode_overrides) -> dict:
-        """Beam-search the sources with ``network`` (switched to eval mode and back); ROUGE x100.
+        """Beam-search the sources with ``network`` (switched to eval mode and back) and score them:
+        ``valid_<metric>`` (the criterion), ``valid_<figure>`` for each of the scorer's figures,
+        ``valid_<metric>_pairs``, copy rates, mean lengths in words and the decoding time.
         ``decode_overrides`` (named like ``generate()``'s arguments) replace the run's decode options."""
-        from src.evaluation.rouge_score import rouge
         from src.transformer.generator import generate_stream
 
         was_training = network.training
@@ -92,10 +97,10 @@ class RougeValidator:
             hypotheses = [self.words(nbest[0].tokens) if nbest else "" for nbest in nbests]  # none: scores not finite
         finally:
             network.set_train(was_training)
-        scores = rouge(hypotheses, self.references, stem=True)
-        mean = (scores["rouge1"] + scores["rouge2"] + scores["rougeL"]) / 3
-        return {"valid_rouge": mean, "valid_rouge1": scores["rouge1"], "valid_rouge2": scores["rouge2"],
-                "valid_rougeL": scores["rougeL"], "valid_rouge_pairs": len(hypotheses),
+        name, scores = self.scorer.name, self.scorer.score(hypotheses, self.references)
+        return {f"valid_{name}": float(self.scorer.criterion(scores)),
+                **{f"valid_{figure}": float(scores[figure]) for figure in self.scorer.figures},
+                f"valid_{name}_pairs": len(hypotheses),
                 "valid_copy_rate": copy_rate(hypotheses, self.source_words),
                 "valid_ref_copy_rate": copy_rate(self.references, self.source_words),
                 "valid_hyp_words": mean_words(hypotheses), "valid_ref_words": mean_words(self.references),
