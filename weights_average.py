@@ -8,8 +8,9 @@ moments, step counters, the learning rate, the loss scale and the run state are 
 is read by eval.py and export.py like a checkpoint (src/utils/checkpoint.py).
 
 --best N takes the N step checkpoints with the best validation score of the run they belong to (the
-run's metrics.jsonl, one folder above checkpoints/): the mean validation ROUGE-1/2/L where the run decoded
-during validation (checkpoint_options.best_by=rouge), else the lowest validation loss.
+run's metrics.jsonl, one folder above checkpoints/): the run's checkpoint_options.best_by metric where it
+decoded during validation (valid_<metric>: rouge is the mean of ROUGE-1/2/L F1, bleu, chrf, ...; read from
+the run's config.json), else the lowest validation loss.
 
 Examples:
     python weights_average.py --input_folder runs/x/checkpoints --last 5 --output_file runs/x/last5.npz
@@ -37,15 +38,15 @@ def parse_args(argv=None):
     p.add_argument("--last", type=int, default=None, metavar="N",
                    help="with --input_folder: only the N highest-step <prefix>_step<N>.ckpt files")
     p.add_argument("--best", type=int, default=None, metavar="N",
-                   help="with --input_folder: the N step checkpoints with the best validation score (ROUGE if "
-                        "the run decoded, else loss) in the run's metrics.jsonl")
+                   help="with --input_folder: the N step checkpoints with the best validation score (the run's "
+                        "best_by metric if the run decoded, else loss) in the run's metrics.jsonl")
     p.add_argument("--output_file", required=True, help="output .npz (the suffix is added if missing)")
     return p.parse_args(argv)
 
 
 def best_step_checkpoints(folder, count: int, metrics=None) -> list:
     """The ``count`` step checkpoints of ``folder`` with the best validation score in ``metrics`` (default:
-    ``<folder>/../metrics.jsonl``): highest mean ROUGE where the run decoded, else lowest loss; oldest step
+    ``<folder>/../metrics.jsonl``): highest best_by metric where the run decoded, else lowest loss; oldest step
     first. A UserError when a checkpoint has no validation record or the folder holds several phases."""
     from pathlib import Path
 
@@ -68,20 +69,36 @@ def best_step_checkpoints(folder, count: int, metrics=None) -> list:
     phase = prefixes[0].rsplit("_", 1)[-1]
     valid = {r["step"]: r for r in read_metrics(metrics) if r.get("valid_loss") is not None
              and r.get("phase", phase) == phase}
-    by_rouge = any("valid_rouge" in r for r in valid.values())
+    metric = _decoded_metric(folder.parent / "config.json", valid.values())
+    key = f"valid_{metric}" if metric else None
     scored = []
     for path in found:
         step = int(path.stem.rsplit("_step", 1)[1])
         record = valid.get(step)
-        if record is None or (by_rouge and "valid_rouge" not in record):
+        if record is None or (key and key not in record):
             raise UserError(f"{path}: no validation record for step {step} in {metrics}")
-        scored.append((record["valid_rouge"] if by_rouge else -record["valid_loss"], -step, path))
+        scored.append((record[key] if key else -record["valid_loss"], -step, path))
     chosen = sorted(scored, reverse=True)[:count]
     if len(chosen) < count:
         logger.warning("only %d step checkpoint(s) in %s, fewer than --best %d", len(chosen), folder, count)
-    logger.info("best %d by validation %s: %s", len(chosen), "ROUGE" if by_rouge else "loss",
-                ", ".join(f"{p.name} ({score if by_rouge else -score:.4f})" for score, _, p in chosen))
+    logger.info("best %d by validation %s: %s", len(chosen), metric or "loss",
+                ", ".join(f"{p.name} ({score if key else -score:.4f})" for score, _, p in chosen))
     return sorted((p for _, _, p in chosen), key=lambda p: int(p.stem.rsplit("_step", 1)[1]))
+
+
+def _decoded_metric(config_path, records) -> str | None:
+    """The metric the run decoded and scored at its validations (its best_by, else rouge for runs whose
+    config is gone), or None when it only measured the loss."""
+    import json
+
+    records = list(records)
+    candidates = ["rouge"]
+    try:
+        best_by = json.loads(config_path.read_text(encoding="utf-8"))["checkpoint_options"]["best_by"]
+        candidates.insert(0, str(best_by))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return next((m for m in candidates if m != "loss" and any(f"valid_{m}" in r for r in records)), None)
 
 
 def select_inputs(args) -> list:

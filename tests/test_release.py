@@ -178,7 +178,7 @@ def run_with_checkpoints(tmp_path, scores, key):
         write_ckpt(folder / f"ckpt_finetune_step{step}.ckpt", weights[step], cfg, step=step)
         records.append({"phase": "finetune", "step": step, "loss": 3.0})
         records.append({"phase": "finetune", "step": step, "valid_loss": score if key == "valid_loss" else 4.0,
-                        **({key: score} if key == "valid_rouge" else {})})
+                        **({key: score} if key != "valid_loss" else {})})
     (tmp_path / "run" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return folder, weights
 
@@ -192,6 +192,16 @@ def test_best_k_by_validation_rouge_averages_exactly_those(tmp_path):
                                           str(out)]) == 0
     expected = (weights[200]["embedding.table"].astype(np.float64) + weights[400]["embedding.table"]) / 2
     np.testing.assert_array_equal(read_weights(out)["embedding.table"], expected.astype(np.float32))
+
+
+def test_best_k_by_the_metric_the_run_was_selected_by(tmp_path):
+    folder, _ = run_with_checkpoints(tmp_path, [30.0, 20.0, 25.0], "valid_bleu")
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"checkpoint_options": {"best_by": "bleu"}}))
+    assert [p.name for p in weights_average.best_step_checkpoints(folder, 2)] == [
+        "ckpt_finetune_step100.ckpt", "ckpt_finetune_step300.ckpt"]
+    (tmp_path / "run" / "config.json").unlink()  # the metric unknown: the loss (equal here: the oldest steps)
+    assert [p.name for p in weights_average.best_step_checkpoints(folder, 2)] == [
+        "ckpt_finetune_step100.ckpt", "ckpt_finetune_step200.ckpt"]
 
 
 def test_best_k_by_loss_when_the_run_did_not_decode(tmp_path):
