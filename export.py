@@ -79,9 +79,9 @@ def main(argv=None):
     from src.transformer.export import check_format
 
     check_format(args.file_format)  # before the slow imports and the model
+    from src.evaluation.api import build_model
     from src.transformer.export import GreedyDecoder, export_mindir, mindir_path
-    from src.transformer.transformer import MassTransformer
-    from src.utils.checkpoint import assign_weights, read_weights
+    from src.utils.checkpoint import read_weights
     from src.utils.fileio import check_output_file
 
     weights = read_weights(args.ckpt_file)
@@ -89,9 +89,7 @@ def main(argv=None):
     cfg = load_config(args, weights)
     batch_size, seq_length, steps = graph_sizes(args, cfg)
     setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
-    model = MassTransformer(cfg.model_config)
-    assign_weights(model, weights, args.ckpt_file)
-    model.set_train(False)
+    model = build_model(cfg, cfg.model_config.vocab_size, weights, args.ckpt_file)  # the one way, in eval mode
     network = GreedyDecoder(model, steps)
     example = np.full((batch_size, seq_length), 0, dtype=np.int32)  # the values do not matter, only shape
     export_mindir(network, example, args.file_name)
