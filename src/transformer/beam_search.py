@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from src.text.dictionary import NEVER_GENERATED
 from src.transformer.decoding_constraints import (
     Constraint,
     apply_constraints,
@@ -96,7 +97,7 @@ def length_normalizer(length, alpha: float, kind: str = "gnmt"):
 
 def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos: int, eos: int, max_len,
                 min_len=0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
-                no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = (0, 4),
+                no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = NEVER_GENERATED,
                 constraints: Sequence[Constraint] | None = None,
                 topk_fn: TopKFn | None = None) -> list[list[Hypothesis]]:
     """Up to ``n_best`` hypotheses per example, best first (see the module docstring for the rules).
@@ -140,7 +141,7 @@ RefillFn = Callable[[np.ndarray, np.ndarray], None]
 
 def stream_beam_search(topk_fn: TopKFn, count: int, *, batch_size: int, beam_size: int, bos: int, eos: int,
                        max_len, min_len=0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
-                       no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = (0, 4),
+                       no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = NEVER_GENERATED,
                        refill_fn: RefillFn | None = None,
                        on_done: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """``beam_search`` of ``count`` examples through ``batch_size`` example slots, each example entering a
@@ -197,7 +198,7 @@ class BeamBatch:
 
     def __init__(self, batch_size: int, beam_size: int, *, bos: int, eos: int, max_len: int,
                  length_penalty: float = 1.0, length_penalty_type: str = "gnmt", no_repeat_ngram_size: int = 0,
-                 n_best: int = 1, forbid: Sequence[int] = (0, 4)):
+                 n_best: int = 1, forbid: Sequence[int] = NEVER_GENERATED):
         if not 1 <= n_best <= beam_size:
             raise ValueError(f"n_best must lie in [1, beam_size={beam_size}], got {n_best}")
         length_normalizer(1, length_penalty, length_penalty_type)  # checks the kind

@@ -20,7 +20,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from src.text.dictionary import BOS_ID, EOS_ID, NEVER_GENERATED, PAD_ID
 from src.transformer.transformer import MassTransformer
 from src.utils.errors import UserError
 from src.utils.fileio import atomic_path
@@ -42,7 +42,7 @@ class GreedyDecoder(nn.Cell):
         self.model = model
         self.steps = steps
         forbidden = np.zeros(model.config.vocab_size, np.float32)
-        forbidden[[PAD_ID, MASK_ID]] = FORBIDDEN_PENALTY
+        forbidden[list(NEVER_GENERATED)] = FORBIDDEN_PENALTY
         self.forbidden = Tensor(forbidden)  # (vocab,)
         self.positions = Tensor(np.arange(steps, dtype=np.int32).reshape(1, steps))  # (1, steps)
 

@@ -22,7 +22,7 @@ import numpy as np
 from mindspore import Tensor, ops
 
 from src.dataset.batching import cut, cut_batch, pad_batch, pad_width, round_up
-from src.text.dictionary import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from src.text.dictionary import BOS_ID, EOS_ID, NEVER_GENERATED, PAD_ID
 from src.transformer import cpu_kernels
 from src.transformer.beam_search import (
     Candidates,
@@ -98,7 +98,7 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     src = Tensor(pad_width(src_ids, SOURCE_LENGTH_MULTIPLE, max_positions))
     cache_len = min(round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
     rows = batch * beam_size
-    forbid = (PAD_ID, MASK_ID)
+    forbid = NEVER_GENERATED
     cache = None  # the host-distribution path's cache, made at its first step
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
     memory = memory_mask = memory_bias = weights = decode_step = None  # made at the first step, as needed
@@ -186,7 +186,7 @@ def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_
     return stream_beam_search(topk_fn, len(sources), batch_size=batch_size, beam_size=beam_size, bos=BOS_ID,
                               eos=EOS_ID, max_len=max_len, min_len=min_len, length_penalty=length_penalty,
                               length_penalty_type=length_penalty_type, no_repeat_ngram_size=no_repeat_ngram_size,
-                              n_best=n_best, forbid=(PAD_ID, MASK_ID), refill_fn=refill, on_done=on_done)
+                              n_best=n_best, forbid=NEVER_GENERATED, refill_fn=refill, on_done=on_done)
 
 
 def past_length(max_len: int, width: int = CACHE_LENGTH_MULTIPLE) -> int:
