@@ -38,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from config.config import CheckpointOptions  # noqa: E402
 from src.text import text_options  # noqa: E402
 from src.training.metrics_log import read_metrics  # noqa: E402
 from src.utils.cli import run_cli  # noqa: E402
@@ -302,7 +303,10 @@ def finetune_command(pipe, task, system, steps, train, valid, pretrained):
 
 
 def best_checkpoint(pipe, run, phase):
-    return pipe.path("runs", run, "checkpoints", f"ckpt_{phase}_best.ckpt")
+    from src.utils.checkpoint import best_checkpoint_name
+
+    opts = CheckpointOptions  # the pipeline keeps the defaults: checkpoints/ckpt_<phase>_*.ckpt
+    return pipe.path("runs", run, opts.ckpt_path, best_checkpoint_name(f"{opts.ckpt_prefix}_{phase}"))
 
 
 def prepare_data(pipe):
@@ -429,7 +433,7 @@ def run_experiment(pipe, paths):
                 if mode != "none":  # the average of K step checkpoints, with the run's config
                     average = pipe.path("runs", run, f"average_{mode}{k}.npz")
                     pipe.stage(f"{run}_average", [pipe.py(
-                        "weights_average.py", "--input_folder", pipe.path("runs", run, "checkpoints"),
+                        "weights_average.py", "--input_folder", pipe.path("runs", run, CheckpointOptions.ckpt_path),
                         f"--{mode}", str(k), "--output_file", average)], after=[run])
                     model = ["--checkpoint", average, "--config", pipe.path("runs", run, "config.json")]
                     after = [f"{run}_average"]

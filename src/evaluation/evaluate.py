@@ -80,11 +80,12 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
 
     manifest = None
     if test_dataset:
+        from src.dataset.schema import KIND_PAIR
         from src.dataset.writer import dataset_files, read_manifest
 
         manifest = read_manifest(test_dataset)
         dataset_files(test_dataset)  # complete, unchanged and readable, before the model is built
-        if manifest.get("kind") != "pair":
+        if manifest.get("kind") != KIND_PAIR:
             raise UserError(f"{test_dataset}: a {manifest.get('kind')} dataset; evaluation needs a pair dataset")
         check_model_vocabulary(cfg.model_config.vocab_sha256, manifest.get("vocab_sha256"), checkpoint,
                                test_dataset)

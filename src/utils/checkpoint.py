@@ -58,6 +58,15 @@ NON_MODEL_NAMES = frozenset(("beta1_power", "beta2_power", "global_step", "learn
                              "epoch_num", "step_num", CONTENT_DIGEST) + STATE_KEYS)
 
 
+def best_checkpoint_name(prefix: str) -> str:
+    """The file name of the best checkpoint of the runs written with ``prefix`` (``<ckpt_prefix>_<phase>``).
+
+    >>> best_checkpoint_name("ckpt_finetune")
+    'ckpt_finetune_best.ckpt'
+    """
+    return f"{prefix}_best.ckpt"
+
+
 def is_state_key(name: str) -> bool:
     """True for an entry of the run state (:data:`STATE_KEYS`, a validation score).
 
@@ -264,7 +273,7 @@ class CheckpointManager:
         the validation score of best_by's metric) beats every earlier one."""
         if not self.enabled or not math.isfinite(criterion) or criterion >= self.best_loss:
             return None
-        path = self.folder / f"{self.prefix}_best.ckpt"
+        path = self.folder / best_checkpoint_name(self.prefix)
         check_finite({e["name"]: e["data"] for e in entries if not isinstance(e["data"], str | int | float)},
                      path, "entries (not saved)")
         self.best_loss = criterion
