@@ -439,6 +439,27 @@ def test_test_lines_longer_than_the_model_are_cut_and_reported(model, tmp_path):
 
 
 @pytest.mark.slow
+def test_perplexity_cuts_long_test_lines_as_training_did_and_reports_them(model, tmp_path):
+    done = _eval(model, "m.ckpt", tmp_path / "ppl.txt", "--metric", "ppl")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{model / 'src.txt'}: 2 test line(s) longer than the model's 8" in done.stderr
+    report = json.loads((tmp_path / "ppl.txt.report.json").read_text())
+    assert (report["sources_cut"], report["targets_cut"], report["pairs"]) == (2, 0, 3)
+    assert "WARNING: sources cut" in (tmp_path / "ppl.txt.summary.txt").read_text()
+    # the oracle: the same lines cut by hand to 7 words (+ </s>) score the same and report no cut
+    short = tmp_path / "short.txt"
+    write_lines(short, [" ".join(line.split()[:7]) for line in (model / "src.txt").read_text().splitlines()])
+    done = subprocess.run([sys.executable, "eval.py", "--checkpoint", str(model / "m.ckpt"), "--vocab",
+                           str(model / "vocab.txt"), "--test_src", str(short), "--test_ref", str(model / "ref.txt"),
+                           "--output", str(tmp_path / "short_ppl.txt"), "--metric", "ppl"],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    by_hand = json.loads((tmp_path / "short_ppl.txt.report.json").read_text())
+    assert by_hand["sources_cut"] == 0
+    assert by_hand["ppl"]["subword_ppl"] == pytest.approx(report["ppl"]["subword_ppl"], rel=1e-6)
+
+
+@pytest.mark.slow
 def test_a_model_that_produces_garbage_is_still_evaluated_without_a_traceback(model, tmp_path):
     out = tmp_path / "hyps.txt"
     done = _eval(model, "huge.ckpt", out)

@@ -339,44 +339,55 @@ def copy_report(gen, sources, hypotheses, references) -> dict:
 
 # ---- perplexity -------------------------------------------------------------------------------------------
 
-def ppl_batches(gen, args, test_dataset):
-    """Tuples of the 4 batch columns over the test pairs (dataset, or raw --test_src/--test_ref), all in
-    the one scoring shape (``ppl_score.scoring_batches``)."""
-    from src.evaluation.ppl_score import scoring_batches
-
-    return scoring_batches(_ppl_pairs(gen, args, test_dataset))
-
-
-def _ppl_pairs(gen, args, test_dataset):
-    cfg = gen.config
-    cap_src, cap_tgt = cfg.dataset_config.max_len, cfg.model_config.max_position_embeddings
-    if test_dataset:
-        from src.dataset.load_dataset import load_dataset
-
-        data = load_dataset(test_dataset, batch_size=cfg.dataset_config.batch_size, shuffle=False,
-                            max_src_len=cap_src, max_tgt_len=cap_tgt, num_parallel_workers=1)
-        yield from data.create_tuple_iterator(output_numpy=True, num_epochs=1)
-        return
-    from src.dataset.batching import cut, pad_batch
+def ppl_pairs(gen, args, test_dataset) -> tuple[list, int, int]:
+    """The test pairs (dataset, or raw --test_src/--test_ref) as 1-row teacher-forced batches, in line order,
+    sources cut to :func:`source_cap` and targets to the position table as in training; and how many
+    sources and targets were cut (a WARNING each; the report records the counts)."""
+    from src.dataset.batching import cut
     from src.dataset.load_dataset import as_batch_columns
     from src.language_model.noise_channel_language_model import pair_example
 
-    pairs = [as_batch_columns(pair_example(cut(gen.encode(s), cap_src), cut(gen.encode(t), cap_tgt)))
-             for (_, s), (_, t) in zip(iter_lines(args.test_src), iter_lines(args.test_ref), strict=True)]
-    size = cfg.dataset_config.batch_size
-    for start in range(0, len(pairs), size):
-        chunk = pairs[start:start + size]
-        yield tuple(pad_batch([[p[c] for p in chunk] for c in range(4)]))
+    cfg = gen.config
+    cap_tgt = cfg.model_config.max_position_embeddings
+    if test_dataset:
+        import mindspore.dataset as ds
+
+        from src.dataset import schema
+        from src.dataset.writer import dataset_files
+
+        data = ds.MindDataset(dataset_files(test_dataset), columns_list=[schema.SOURCE_IDS, schema.TARGET_IDS,
+                                                                          schema.INDEX],
+                              shuffle=False, num_parallel_workers=1)
+        rows = sorted((int(i), np.asarray(s), np.asarray(t))
+                      for s, t, i in data.create_tuple_iterator(output_numpy=True, num_epochs=1))
+        sources, targets, where = [s for _, s, _ in rows], [t for _, _, t in rows], test_dataset
+    else:
+        sources = [gen.encode(line) for _, line in iter_lines(args.test_src)]
+        targets = [gen.encode(line) for _, line in iter_lines(args.test_ref)]
+        where = args.test_src
+    sources, sources_cut = cut_sources(sources, source_cap(cfg), where)
+    targets_cut = sum(len(t) > cap_tgt for t in targets)
+    if targets_cut:
+        logger.warning("%s: %d test target(s) longer than the model's %d positions were cut to %d tokens",
+                       where, targets_cut, cap_tgt, cap_tgt)
+    pairs = [tuple(c[None, :] for c in as_batch_columns(pair_example(s, cut(np.asarray(t), cap_tgt))))
+             for s, t in zip(sources, targets, strict=True)]
+    return pairs, sources_cut, targets_cut
 
 
 def evaluate_ppl(gen, args, test_dataset) -> dict:
-    from src.evaluation.ppl_score import continuation_mask, corpus_perplexity
+    """Teacher-forced perplexity over the test pairs, every batch in the one scoring shape
+    (``ppl_score.scoring_batches``: one compiled graph)."""
+    from src.evaluation.ppl_score import continuation_mask, corpus_perplexity, scoring_batches
 
     start = time.time()
-    result = corpus_perplexity(gen.model, ppl_batches(gen, args, test_dataset), continuation_mask(gen.vocab.symbols))
+    pairs, sources_cut, targets_cut = ppl_pairs(gen, args, test_dataset)
+    result = corpus_perplexity(gen.model, scoring_batches(pairs), continuation_mask(gen.vocab.symbols))
     if result.subword_tokens == 0:
         raise UserError("the test set has no target token")
-    return {"ppl": result.as_dict(), "label_smoothing": 0.0, "seconds": round(time.time() - start, 3)}
+    return {"ppl": result.as_dict(), "label_smoothing": 0.0, "seconds": round(time.time() - start, 3),
+            "pairs": len(pairs), "sources_cut": sources_cut, "targets_cut": targets_cut,
+            "source_max_len": source_cap(gen.config)}
 
 
 # ---- report -----------------------------------------------------------------------------------------------
@@ -390,6 +401,8 @@ def summary_table(report: dict) -> str:
         rows += scorer.rows(report[scorer.report_key])
     if report.get("sources_cut"):
         rows += [("WARNING: sources cut", f"{report['sources_cut']} longer than {report['source_max_len']} tokens")]
+    if report.get("targets_cut"):
+        rows += [("WARNING: targets cut", f"{report['targets_cut']} longer than the model's positions")]
     if "copy" in report:
         c = report["copy"]
         rows += [("copy rate (hypotheses / references)",
