@@ -101,6 +101,26 @@ def _decoded_metric(config_path, records) -> str | None:
     return next((m for m in candidates if m != "loss" and any(f"valid_{m}" in r for r in records)), None)
 
 
+def shared_config(paths) -> str | None:
+    """The config the averaged checkpoints were trained with (the first one's), stored in the .npz so that
+    eval.py can use it and check a --config against it; None when an input carries none. Inputs whose model
+    sections differ (e.g. another head count, which no weight shape shows) are refused."""
+    import json
+
+    from config.config import WEIGHT_KEYS
+    from src.utils.checkpoint import read_model_file
+
+    texts = [read_model_file(p)[1].get("config_json") for p in paths]
+    if any(t is None for t in texts):
+        return None
+    models = [{k: json.loads(t).get("model_config", {}).get(k) for k in WEIGHT_KEYS} for t in texts]
+    for path, model in zip(paths[1:], models[1:], strict=True):
+        differing = [f"{k}: {model[k]} vs {models[0][k]}" for k in WEIGHT_KEYS if model[k] != models[0][k]]
+        if differing:
+            raise UserError(f"{path}: another model than {paths[0]} ({'; '.join(differing)}): not averaged")
+    return texts[0]
+
+
 def select_inputs(args) -> list:
     files = [f.strip() for f in args.input_files.split(",") if f.strip()]
     if args.last is not None and args.best is not None:
@@ -125,7 +145,7 @@ def main(argv=None):
     check_output_file(npz_path(args.output_file), "--output_file")
     for path in paths:
         logger.info("input: %s", path)
-    output = save_npz(args.output_file, average_checkpoints(paths))
+    output = save_npz(args.output_file, average_checkpoints(paths), config_json=shared_config(paths))
     print(f"wrote the average of {len(paths)} checkpoint(s) to {output}:")
     for path in paths:
         print(f"  {path}")

@@ -245,6 +245,37 @@ def test_npz_without_config_is_a_clean_error(setup, capsys):
     assert "--config" in capsys.readouterr().err
 
 
+def test_an_averaged_npz_carries_its_config_and_a_mismatched_config_is_refused(setup, tmp_path, capsys):
+    import weights_average
+    from src.utils.checkpoint import load_checkpoint, read_model_file
+
+    d, ckpt, _, _ = setup
+    params, state = load_checkpoint(ckpt)
+    noisy = [{"name": n, "data": ms.Tensor(p.asnumpy() + 0.01)} for n, p in params.items()]
+    other = save_checkpoint(tmp_path / "other.ckpt", noisy, {"config_json": state["config_json"]})
+    avg = tmp_path / "avg.npz"
+    assert run_cli(weights_average.main, ["--input_files", f"{ckpt},{other}", "--output_file", str(avg)]) == 0
+    weights, stored = read_model_file(avg)
+    assert stored["config_json"] == state["config_json"] and "config_json" not in weights
+    out = tmp_path / "hyps.txt"
+    assert run_cli(eval_script.main, ["--checkpoint", str(avg), "--pynative", "--output", str(out)]) == 0  # no --config
+    assert len(out.read_text().splitlines()) == N_TEST
+    heads = json.loads(state["config_json"])
+    heads["model_config"]["num_attention_heads"] *= 2  # the same weight shapes, another model
+    (tmp_path / "heads.json").write_text(json.dumps(heads))
+    capsys.readouterr()
+    assert run_cli(eval_script.main, ["--checkpoint", str(avg), "--config", str(tmp_path / "heads.json"),
+                                      "--pynative", "--output", str(tmp_path / "h2.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "num_attention_heads" in err and "Traceback" not in err and not (tmp_path / "h2.txt").exists()
+    # checkpoints of two models whose weights have the same shapes are not averaged
+    third = save_checkpoint(tmp_path / "third.ckpt", [{"name": n, "data": ms.Tensor(p.asnumpy() - 0.01)}
+                                                      for n, p in params.items()], {"config_json": json.dumps(heads)})
+    assert run_cli(weights_average.main, ["--input_files", f"{ckpt},{third}", "--output_file",
+                                          str(tmp_path / "mixed.npz")]) == 2
+    assert "num_attention_heads" in capsys.readouterr().err and not (tmp_path / "mixed.npz").exists()
+
+
 def test_bpe_references_are_de_bped_and_detokenized(tmp_path):
     path = write_lines(tmp_path / "ref_bpe.txt", ["japan 's ne@@ c cor@@ p. sold it ."])
     assert read_references(path, from_bpe=True) == ["japan's nec corp. sold it."]

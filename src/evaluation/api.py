@@ -36,7 +36,7 @@ def resolve_config(state: dict, source, config=None, overrides=(), config_name=N
     elif config:
         cfg = MassConfig.from_json(config)
     else:
-        if Path(source).suffix == ".npz":
+        if stored is None and Path(source).suffix == ".npz":
             raise UserError(f"{source}: an .npz holds weights only: give the model config with --config")
         if stored is None:
             raise UserError(f"{source}: no config stored in this checkpoint: give it with --config")

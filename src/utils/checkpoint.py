@@ -44,6 +44,7 @@ STATE_KEYS = ("phase", "epoch", "batch_in_epoch", "step", "mix_epoch", "mix_batc
 # the validation score a checkpoint was chosen by and the best so far: valid_loss / best_valid_loss, or
 # valid_<metric> / best_valid_<metric> for checkpoint_options.best_by=<metric> (rouge, bleu, ...)
 VALID_STATE_RE = re.compile(r"^(best_)?valid_[a-z][a-z0-9_]*$")
+NPZ_CONFIG = "config_json"  # the text entry of an .npz that holds its model's config (weights_average.py)
 STEP_RE = re.compile(r"^([^.].*)_step(\d+)\.ckpt$")  # hidden names are never checkpoints
 ACCUM_PREFIX = "accum."  # gradient accumulators (src/training/train_step.py)
 LOSS_SCALER_ENTRIES = ("loss_scaler.scale_value", "loss_scaler.counter")  # dynamic loss scaling
@@ -290,32 +291,41 @@ class CheckpointManager:
 
 def read_weights(path) -> dict[str, np.ndarray]:
     """All array entries of a ``.ckpt`` or ``.npz`` file, by name (never unpickles anything)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
-    if path.suffix == ".npz":
-        release = release_of(path)
-        if release is not None:  # a released model: its bytes must be the manifest's
-            verify_file(release, path.name)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path}: not a readable .npz file ({exc})") from None
-        wrong = [f"{name} ({value.dtype})" for name, value in arrays.items() if value.dtype.kind not in "fiub"]
-        if wrong:
-            raise UserError(f"{path}: entries that are not numbers: {', '.join(wrong[:5])}")
-        check_finite(arrays, path)
-        return arrays
-    params, _ = load_checkpoint(path)
-    return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}
+    return read_model_file(path)[0]
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """``(weights, state)`` of an ``.npz``: its number arrays, and ``{"config_json": ...}`` when it carries
+    the config of the model its weights came from (:data:`NPZ_CONFIG`, written by weights_average.py)."""
+    release = release_of(path)
+    if release is not None:  # a released model: its bytes must be the manifest's
+        verify_file(release, path.name)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    state = {}
+    if NPZ_CONFIG in arrays:
+        text = arrays.pop(NPZ_CONFIG)
+        if text.dtype.kind != "U" or text.shape != ():
+            raise UserError(f"{path}: entry '{NPZ_CONFIG}' is not one text")
+        state["config_json"] = _state_value(path, "config_json", str(text))
+    wrong = [f"{name} ({value.dtype})" for name, value in arrays.items() if value.dtype.kind not in "fiub"]
+    if wrong:
+        raise UserError(f"{path}: entries that are not numbers: {', '.join(wrong[:5])}")
+    check_finite(arrays, path)
+    return arrays, state
 
 
 def read_model_file(path) -> tuple[dict[str, np.ndarray], dict]:
-    """``(weights by name, run state)`` of a ``.ckpt`` (one read), or of an ``.npz`` (state ``{}``)."""
+    """``(weights by name, run state)`` of a ``.ckpt`` (one read), or of an ``.npz`` (its state: the
+    stored config where it carries one, else ``{}``)."""
     path = Path(path)
     if path.suffix == ".npz":
-        return read_weights(path), {}
+        if not path.is_file():
+            raise UserError(f"weights file not found: {path}")
+        return _read_npz(path)
     params, state = load_checkpoint(path)
     return {name: p.asnumpy() for name, p in params.items() if not isinstance(p, str)}, state
 
@@ -380,10 +390,14 @@ def npz_path(path) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-def save_npz(path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path."""
+def save_npz(path, arrays: dict[str, np.ndarray], config_json: str | None = None) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz`` appended if missing) atomically; returns the final path.
+    ``config_json``: the config of the model the weights belong to, stored as the text entry
+    :data:`NPZ_CONFIG` (read back by :func:`read_model_file`, so evaluation can check a --config)."""
     path = npz_path(path)
     check_finite(arrays, path, "arrays (not written)")
+    if config_json is not None:
+        arrays = {**arrays, NPZ_CONFIG: np.array(config_json)}
     # the layout of np.savez (np.load reads it), written so that a failed write closes the archive at once
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for name, value in arrays.items():
