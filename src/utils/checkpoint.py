@@ -17,7 +17,9 @@ weights_average.py, existed_ckpt and resume alike; :func:`save_npz` never writes
 :class:`CheckpointManager` never saves one.
 
 Weights-only files are ``.npz`` archives of the model parameters (:func:`save_npz`, written by
-weights_average.py); :func:`read_weights` and :func:`load_model_weights` read both kinds. Step
+weights_average.py, with the text entry :data:`NPZ_CONFIG` holding the model's config where the averaged
+checkpoints had one); :func:`read_weights`, :func:`read_model_file` and :func:`load_model_weights` read
+both kinds. Step
 checkpoints are named ``<prefix>_step<N>.ckpt`` (:func:`step_checkpoints`), the best one
 ``<prefix>_best.ckpt`` (:class:`CheckpointManager`).
 """
