@@ -31,7 +31,9 @@ EMBEDDING_TABLE = "embedding.table"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="config/config.json", help="JSON config of the model (see config/)")
+    p.add_argument("--config", default=None,
+                   help="JSON config of the model (see config/); default: the config stored in the checkpoint (a "
+                        ".ckpt of train.py, an .npz of weights_average.py). A given one must describe the same model")
     p.add_argument("--ckpt_file", required=True, help="weights: a training .ckpt or a weights_average.py .npz")
     p.add_argument("--file_name", default="mass", help="output name (.mindir is appended if missing)")
     p.add_argument("--file_format", default="MINDIR", help="only MINDIR (AIR and ONNX are not supported)")
@@ -47,8 +49,10 @@ def parse_args(argv=None):
     return args
 
 
-def load_config(args, weights: dict) -> MassConfig:
-    cfg = MassConfig.from_json(args.config).override(args.overrides)
+def load_config(args, weights: dict, state: dict) -> MassConfig:
+    from src.evaluation.api import resolve_config
+
+    cfg = resolve_config(state, args.ckpt_file, args.config, args.overrides, args.config)  # checked against it
     if EMBEDDING_TABLE not in weights:
         raise UserError(f"{args.ckpt_file}: no {EMBEDDING_TABLE} entry: not MASS model weights")
     rows = weights[EMBEDDING_TABLE].shape[0]
@@ -81,12 +85,12 @@ def main(argv=None):
     check_format(args.file_format)  # before the slow imports and the model
     from src.evaluation.api import build_model
     from src.transformer.export import GreedyDecoder, export_mindir, mindir_path
-    from src.utils.checkpoint import read_weights
+    from src.utils.checkpoint import read_model_file
     from src.utils.fileio import check_output_file
 
-    weights = read_weights(args.ckpt_file)
+    weights, state = read_model_file(args.ckpt_file)
     check_output_file(mindir_path(args.file_name), "--file_name")
-    cfg = load_config(args, weights)
+    cfg = load_config(args, weights, state)
     batch_size, seq_length, steps = graph_sizes(args, cfg)
     setup_device(args.device_target, args.device_id, mode="graph", distributed=False)
     model = build_model(cfg, cfg.model_config.vocab_size, weights, args.ckpt_file)  # the one way, in eval mode

@@ -274,6 +274,12 @@ def test_an_averaged_npz_carries_its_config_and_a_mismatched_config_is_refused(s
     assert run_cli(weights_average.main, ["--input_files", f"{ckpt},{third}", "--output_file",
                                           str(tmp_path / "mixed.npz")]) == 2
     assert "num_attention_heads" in capsys.readouterr().err and not (tmp_path / "mixed.npz").exists()
+    # export.py checks a --config the same way, and takes the stored one by default
+    import export
+
+    assert run_cli(export.main, ["--ckpt_file", str(avg), "--config", str(tmp_path / "heads.json"),
+                                 "--file_name", str(tmp_path / "m")]) == 2
+    assert "num_attention_heads" in capsys.readouterr().err and not (tmp_path / "m.mindir").exists()
 
 
 def test_bpe_references_are_de_bped_and_detokenized(tmp_path):
