@@ -171,9 +171,10 @@ from src.utils.output_lock import hold
 with hold(sys.argv[1]):
     child = os.fork()
     if child == 0:  # a pool worker that will outlive its parent for a while
+        os.write(1, b"child running\\n")  # it runs Python code: the fork hooks have run (one write: one line)
         time.sleep(60)
         os._exit(0)
-    print(child, flush=True)
+    os.write(1, f"{child}\\n".encode())
     time.sleep(60)
 """
 
@@ -182,7 +183,9 @@ def test_a_forked_child_that_outlives_the_writer_does_not_keep_its_lock(tmp_path
     out = tmp_path / "data.mindrecord"
     proc = subprocess.Popen([sys.executable, "-c", FORKING_HOLDER, str(out)], cwd=ROOT, env=ENV,
                             stdout=subprocess.PIPE, text=True)
-    child = int(proc.stdout.readline())
+    lines = [proc.stdout.readline().strip() for _ in range(2)]  # the child's pid and its word, in any order
+    child = int(next(line for line in lines if line.isdigit()))
+    assert "child running" in lines
     try:
         with pytest.raises(UserError, match=f"in use by pid {proc.pid}"), hold(out):
             pass
