@@ -71,6 +71,11 @@ class DatasetConfig:
     # shape: its memory stays that of the largest batch (a training of the small preset at batch 32 keeps
     # about 1 GB per shape otherwise) but every step runs slower (1.6-1.8x in bench/bench_memory.py)
     dynamic_shapes: bool = False
+    # the most batch shapes that get a graph of their own (null: one per (source, target) width pair that
+    # max_len, max_tgt_len and pad_multiple allow, so every full batch runs at full speed): batches of
+    # any later shape (the partial batch that ends each bucket's epoch, one more graph each) share one
+    # dynamic-shape graph, slower per step (1.6-1.9x), with the same results; 0 is dynamic_shapes=true
+    max_static_shapes: int | None = None
     # token batches (fairseq's --max-tokens): > 0 gives each bucket batches of max_tokens // (its padded
     # source width) examples instead of batch_size (at least 1); without bucket_boundaries every padded
     # width is its own bucket. 0: sentence batches of batch_size
@@ -89,10 +94,21 @@ class DatasetConfig:
     mix_phase: Literal["pretrain", "finetune"] = "pretrain"
     mix_from_step: int = 0
 
+    def static_shape_limit(self) -> int | None:
+        """The training step's ``max_static_shapes``: 0 with dynamic_shapes, else the configured limit,
+        or (null) the number of (source, target) padded width pairs."""
+        if self.dynamic_shapes:
+            return 0
+        if self.max_static_shapes is not None:
+            return self.max_static_shapes
+        return math.ceil(self.max_len / self.pad_multiple) * math.ceil(self.max_tgt_len / self.pad_multiple)
+
     def __post_init__(self):
         for key in ("epochs", "batch_size", "max_len", "max_tgt_len", "num_parallel_workers", "pad_multiple"):
             _require(getattr(self, key) > 0, f"dataset_config.{key}", "must be positive")
         _require(self.max_tokens >= 0, "dataset_config.max_tokens", "must be >= 0 (0: sentence batches)")
+        _require(self.max_static_shapes is None or self.max_static_shapes >= 0, "dataset_config.max_static_shapes",
+                 "must be >= 0 (0: every batch through the dynamic-shape graph) or null")
         bounds = self.bucket_boundaries
         key = "dataset_config.bucket_boundaries"
         _require(all(b > 0 for b in bounds), key, f"must be positive, got {list(bounds)}")

@@ -123,6 +123,7 @@ def test_invalid_json_raises(tmp_path):
     ("dataset_config", {"bucket_boundaries": [16, 16]}, "dataset_config.bucket_boundaries"),
     ("dataset_config", {"bucket_boundaries": [16, 128]}, "dataset_config.bucket_boundaries"),
     ("dataset_config", {"batch_size": 0}, "dataset_config.batch_size"),
+    ("dataset_config", {"max_static_shapes": -1}, "dataset_config.max_static_shapes"),
     ("learn_rate_config", {"min_lr": 1.0}, "learn_rate_config.min_lr"),
     ("decode_config", {"n_best": 5}, "decode_config.n_best"),
     ("loss_scale_config", {"loss_scale_factor": 1.0}, "loss_scale_config.loss_scale_factor"),
@@ -130,6 +131,18 @@ def test_invalid_json_raises(tmp_path):
 def test_range_validation(section, changes, key):
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
         MassConfig.from_dict({section: changes})
+
+
+def test_static_shape_limit_counts_the_padded_width_pairs():
+    small = MassConfig.from_json(CONFIG_DIR / "small.json").dataset_config
+    assert (small.max_len, small.max_tgt_len, small.pad_multiple) == (64, 64, 32)
+    assert small.static_shape_limit() == 4                      # sources 32 / 64 x targets 32 / 64
+    data = MassConfig.from_dict({"dataset_config": {"max_len": 100, "max_tgt_len": 40, "pad_multiple": 32,
+                                                    "bucket_boundaries": []},
+                            "model_config": {"max_position_embeddings": 128}}).dataset_config
+    assert data.static_shape_limit() == 4 * 2                   # ceil(100 / 32) x ceil(40 / 32)
+    assert dataclasses.replace(data, max_static_shapes=3).static_shape_limit() == 3
+    assert dataclasses.replace(data, max_static_shapes=3, dynamic_shapes=True).static_shape_limit() == 0
 
 
 def test_override_parses_json_values():

@@ -72,15 +72,20 @@ def test_pretrain_then_finetune_writes_metrics_config_and_checkpoints(data, tmp_
 
 
 def test_dynamic_shapes_from_the_config_train_like_one_graph_per_shape(data, tmp_path):
+    """dynamic_shapes=true (one graph for all shapes) and max_static_shapes=1 (the first shape's own
+    graph, the others through the dynamic one) train like a graph per shape."""
     runs = {}
-    for dynamic in ("false", "true"):
-        out = tmp_path / dynamic
-        proc = train(data, out, f"--dataset_config.dynamic_shapes={dynamic}", "--dataset_config.epochs=1")
-        compiled_once = "compiled once, with dynamic batch shapes" in proc.stderr + (out / "train.log").read_text()
-        assert compiled_once == (dynamic == "true")
-        runs[dynamic] = losses(out)
-    assert len(runs["true"]) == 9 and len({round(v, 4) for v in runs["true"].values()}) > 1
-    assert runs["true"] == pytest.approx(runs["false"], rel=1e-4)
+    for option in ("dynamic_shapes=false", "dynamic_shapes=true", "max_static_shapes=1"):
+        out = tmp_path / option.replace("=", "_")
+        proc = train(data, out, f"--dataset_config.{option}", "--dataset_config.epochs=1")
+        log = proc.stderr + (out / "train.log").read_text()
+        assert ("compiled once, with dynamic batch shapes" in log) == (option == "dynamic_shapes=true")
+        assert ("past the first 1 shapes" in log) == (option == "max_static_shapes=1")
+        runs[option] = losses(out)
+    default = runs["dynamic_shapes=false"]
+    assert len(default) == 9 and len({round(v, 4) for v in default.values()}) > 1
+    assert runs["dynamic_shapes=true"] == pytest.approx(default, rel=1e-4)
+    assert runs["max_static_shapes=1"] == pytest.approx(default, rel=1e-4)
 
 
 def test_resume_continues_exactly(data, tmp_path):

@@ -25,7 +25,7 @@ class Stepper:
     """A TrainStep at a fixed learning rate, called like the step itself."""
 
     def __init__(self, model_config, lr=1e-2, scaler=None, accumulation=1, clip=1.0, smoothing=0.0,
-                 optimizer="adam", dynamic_shapes=False):
+                 optimizer="adam", dynamic_shapes=False, max_static_shapes=None):
         from config.config import LearnRateConfig
 
         self.network = MassTransformer(model_config)
@@ -33,7 +33,8 @@ class Stepper:
         self.optimizer = build_optimizer(self.network.trainable_params(),
                                          LearnRateConfig(lr=lr, min_lr=0.0, optimizer=optimizer))
         self.step = TrainStep(self.network, self.optimizer, label_smoothing=smoothing, scaler=scaler,
-                              clip_norm=clip, accumulation_steps=accumulation, dynamic_shapes=dynamic_shapes)
+                              clip_norm=clip, accumulation_steps=accumulation, dynamic_shapes=dynamic_shapes,
+                              max_static_shapes=max_static_shapes)
         self.lr = lr
 
     def __call__(self, *batch, lr=None):
@@ -67,6 +68,28 @@ def test_dynamic_shapes_train_like_one_graph_per_shape(tiny_model_config):
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
     assert len(set(np.round(runs[0][0], 4))) == len(shapes)  # the steps differ: the test can see a wrong one
     for name, value in runs[0][1].items():
+        np.testing.assert_allclose(runs[1][1][name], value, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_shapes_past_the_static_limit_share_the_dynamic_graph_and_train_alike(tiny_model_config, accumulation):
+    """With max_static_shapes=1 the first shape keeps its own graph and the later ones go through the
+    dynamic-shape graph (update and accumulation alike): the same losses and parameters as one graph per
+    shape."""
+    shapes = [(8, 10), (5, 7), (8, 10), (6, 9), (5, 7), (8, 10)]
+    runs = {}
+    for limit in (None, 1):
+        step = make_step(tiny_model_config, smoothing=0.1, accumulation=accumulation, max_static_shapes=limit)
+        losses = [float(step(*copy_batch(rows, length, seed=i))[0].asnumpy())
+                  for i, (rows, length) in enumerate(shapes)]
+        runs[limit] = (losses, params(step.network), step.step)
+    limited = runs[1][2]
+    assert limited.static_shapes == {((8, 10),) * 4}
+    assert limited.dynamic_calls == 3                  # (5, 7), (6, 9), (5, 7)
+    assert runs[None][2].dynamic_calls == 0 and len(runs[None][2].static_shapes) == 3
+    np.testing.assert_allclose(runs[1][0], runs[None][0], rtol=1e-5)
+    assert len(set(np.round(runs[None][0], 4))) == len(shapes)
+    for name, value in runs[None][1].items():
         np.testing.assert_allclose(runs[1][1][name], value, atol=1e-5, err_msg=name)
 
 

@@ -99,7 +99,7 @@ def _build_step(run):
         reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=run.group_size)
     return TrainStep(run.net, optimizer, label_smoothing=cfg.model_config.label_smoothing, scaler=scaler,
                      clip_norm=lrc.clip_norm, accumulation_steps=lrc.grad_accumulation_steps,
-                     grad_reducer=reducer, dynamic_shapes=cfg.dataset_config.dynamic_shapes)
+                     grad_reducer=reducer, max_static_shapes=cfg.dataset_config.static_shape_limit())
 
 
 def _entries(step_fn):
