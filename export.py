@@ -63,13 +63,13 @@ def load_config(args, weights: dict, state: dict) -> MassConfig:
 
 def graph_sizes(args, cfg: MassConfig) -> tuple[int, int, int]:
     """``(batch_size, seq_length, decode steps)`` checked against the position table."""
-    from src.transformer.generator import max_decode_lengths
+    from src.transformer.search_settings import SearchSettings
 
     max_positions = cfg.model_config.max_position_embeddings
     seq_length = args.seq_length or max_positions
     decode = cfg.decode_config
-    steps = args.max_decode_length or int(max_decode_lengths(
-        [seq_length], decode.max_decode_length_a, decode.max_decode_length_b, max_positions)[0])
+    steps = args.max_decode_length or int(
+        SearchSettings.from_decode_config(decode).max_lengths([seq_length], max_positions)[0])
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be positive, got {args.batch_size}")
     for name, value in (("--seq_length", seq_length), ("--max_decode_length", steps)):

@@ -126,6 +126,7 @@ def main(argv=None):
 
     from config.config import MassConfig
     from src.transformer.generator import generate
+    from src.transformer.search_settings import SearchSettings
     from src.transformer.transformer import MassTransformer
     from src.utils.device import setup_device
 
@@ -142,8 +143,8 @@ def main(argv=None):
 
     def cached(min_len, device_topk=True):
         def run(batch):
-            return generate(model, batch, beam_size=BEAM, max_len_a=0.0, max_len_b=STEPS, min_len=min_len,
-                            device_topk=device_topk)
+            settings = SearchSettings(beam_size=BEAM, max_len_a=0.0, max_len_b=STEPS, min_len=min_len)
+            return generate(model, batch, settings, device_topk=device_topk)
         return run
 
     runs = {"cached (early exit)": cached(0), "cached, 64 steps": cached(STEPS),

@@ -54,9 +54,20 @@ def main(argv=None):
     print(describe())
     print(f"{root}: {len(lines)} sentences from {source}, batch {args.batch_size}, beam {BEAM}, forced to {STEPS}")
 
+    options = dict(beam_size=BEAM, max_len_a=0.0, max_len_b=STEPS, min_len=STEPS)
+    try:  # checkouts since the search settings became one value
+        from src.transformer.search_settings import SearchSettings
+
+        settings = SearchSettings(**options)
+
+        def decode(batch):
+            return generate(model, batch, settings)
+    except ImportError:  # older checkouts: keyword arguments
+        def decode(batch):
+            return generate(model, batch, **options)
+
     def run():
-        return [generate(model, batch, beam_size=BEAM, max_len_a=0.0, max_len_b=STEPS, min_len=STEPS)
-                for batch in data]
+        return [decode(batch) for batch in data]
 
     hyps = run()
     digest = hashlib.sha256(repr([[h[0].tokens for h in batch] for batch in hyps]).encode()).hexdigest()[:12]

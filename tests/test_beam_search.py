@@ -30,6 +30,7 @@ from src.transformer.generator import (
     generate,
     generate_stream,
 )
+from src.transformer.search_settings import SearchSettings as Settings
 from src.transformer.transformer import MassTransformer
 
 BOS, EOS = 1, 2
@@ -107,8 +108,8 @@ def test_wide_beam_equals_exhaustive_search(alpha, kind, n_best):
     table = PrefixTable(vocab=4, beam_size=121, examples=[0])
     expected = exhaustive(table, 0, max_len=4, alpha=alpha, kind=kind)
     assert len(expected) == 121
-    (got,) = beam_search(table.step_fn, 1, beam_size=121, bos=BOS, eos=EOS, max_len=4, length_penalty=alpha,
-                         length_penalty_type=kind, n_best=n_best, forbid=())
+    (got,) = beam_search(table.step_fn, 1, Settings(beam_size=121, length_penalty=alpha, length_penalty_type=kind,
+                                                    n_best=n_best, forbid=()), max_len=4)
     assert_same(got, expected[:n_best])
 
 
@@ -140,8 +141,8 @@ def greedy(table, example, *, max_len, forbid):
 def test_beam_one_is_greedy(alpha, kind):
     examples = list(range(6))
     table = PrefixTable(vocab=7, beam_size=1, examples=examples, seed=3, eos_bonus=1.0)
-    got = beam_search(table.step_fn, len(examples), beam_size=1, bos=BOS, eos=EOS, max_len=6,
-                      length_penalty=alpha, length_penalty_type=kind, forbid=(0, 4))
+    got = beam_search(table.step_fn, len(examples), Settings(beam_size=1, length_penalty=alpha,
+                                                             length_penalty_type=kind, forbid=(0, 4)), max_len=6)
     lengths = set()
     for example, (hyp,) in zip(examples, got, strict=True):
         tokens, total = greedy(table, example, max_len=6, forbid=(0, 4))
@@ -155,7 +156,7 @@ def test_beam_one_is_greedy(alpha, kind):
 def test_early_exit_once_no_live_beam_can_win():
     """</s> is by far the likeliest first token: with alpha 0 the search stops after one step."""
     table = PrefixTable(vocab=5, beam_size=3, examples=[0, 1], eos_bonus=30.0)
-    got = beam_search(table.step_fn, 2, beam_size=3, bos=BOS, eos=EOS, max_len=8, length_penalty=0.0, forbid=())
+    got = beam_search(table.step_fn, 2, Settings(beam_size=3, length_penalty=0.0, forbid=()), max_len=8)
     assert table.steps == 1
     assert [h.tokens for (h,) in got] == [[EOS], [EOS]]
 
@@ -164,8 +165,8 @@ def test_min_and_max_len_per_example():
     max_len, min_len = np.array([1, 3, 4]), np.array([0, 2, 3])
     for eos_bonus in (0.0, 5.0):  # with the bonus min_len binds: the best stops as early as allowed
         table = PrefixTable(vocab=4, beam_size=81, examples=[0, 1, 2], seed=7, eos_bonus=eos_bonus)
-        got = beam_search(table.step_fn, 3, beam_size=81, bos=BOS, eos=EOS, max_len=max_len, min_len=min_len,
-                          length_penalty=1.0, n_best=5, forbid=())
+        got = beam_search(table.step_fn, 3, Settings(beam_size=81, length_penalty=1.0, n_best=5, forbid=()),
+                          max_len=max_len, min_len=min_len)
         for example in range(3):
             expected = exhaustive(table, example, max_len=max_len[example], min_len=min_len[example],
                                   alpha=1.0, kind="gnmt")
@@ -178,14 +179,13 @@ def test_min_and_max_len_per_example():
 
 
 def test_batch_equals_single_examples():
-    options = dict(beam_size=3, bos=BOS, eos=EOS, max_len=np.array([5, 3, 6]), length_penalty=1.0,
-                   no_repeat_ngram_size=2, n_best=2, forbid=(0,))
+    settings = Settings(beam_size=3, length_penalty=1.0, no_repeat_ngram_size=2, n_best=2, forbid=(0,))
+    max_len = np.array([5, 3, 6])
     table = PrefixTable(vocab=6, beam_size=3, examples=[0, 1, 2], seed=11)
-    batched = beam_search(table.step_fn, 3, **options)
+    batched = beam_search(table.step_fn, 3, settings, max_len=max_len)
     for example in range(3):
         single = PrefixTable(vocab=6, beam_size=3, examples=[example], seed=11)
-        alone = dict(options, max_len=options["max_len"][example])
-        (got,) = beam_search(single.step_fn, 1, **alone)
+        (got,) = beam_search(single.step_fn, 1, settings, max_len=max_len[example])
         assert_same(batched[example], got, atol=0)
 
 
@@ -223,26 +223,26 @@ def test_stream_search_equals_single_examples(batch):
     """Seven examples of different lengths through ``batch`` slots (fewer, and more, than the examples):
     each example's hypotheses are those of ``beam_search`` on it alone."""
     max_len, min_len = np.array([5, 3, 6, 2, 7, 4, 5]), np.array([0, 1, 2, 0, 3, 0, 1])
-    options = dict(beam_size=3, bos=BOS, eos=EOS, length_penalty=1.0, no_repeat_ngram_size=2, n_best=2, forbid=(0,))
+    settings = Settings(beam_size=3, length_penalty=1.0, no_repeat_ngram_size=2, n_best=2, forbid=(0,))
     stream = StreamTable(PrefixTable(vocab=6, beam_size=3, examples=[0], seed=11, eos_bonus=1.0), batch, 3)
     done = []
-    got = stream_beam_search(stream.topk_fn, 7, batch_size=batch, max_len=max_len, min_len=min_len,
-                             refill_fn=stream.refill, on_done=done.append, **options)
+    got = stream_beam_search(stream.topk_fn, 7, settings, batch_size=batch, max_len=max_len, min_len=min_len,
+                             refill_fn=stream.refill, on_done=done.append)
     assert sorted(done) == list(range(7)) and sum(stream.entered, []) == list(range(7))
     if batch < 7:
         assert len(stream.entered) > 1  # slots were refilled
     with pytest.raises(ValueError, match="batch_size"):
-        stream_beam_search(stream.topk_fn, 7, batch_size=0, max_len=max_len, **options)
+        stream_beam_search(stream.topk_fn, 7, settings, batch_size=0, max_len=max_len)
     for example in range(7):
         single = PrefixTable(vocab=6, beam_size=3, examples=[example], seed=11, eos_bonus=1.0)
-        (expected,) = beam_search(single.step_fn, 1, max_len=max_len[example], min_len=min_len[example], **options)
+        (expected,) = beam_search(single.step_fn, 1, settings, max_len=max_len[example], min_len=min_len[example])
         assert_same(got[example], expected, atol=0)
 
 
 def test_no_repeat_ngram_in_search():
     table = PrefixTable(vocab=4, beam_size=4, examples=[0, 1, 2, 3], seed=5)
-    got = beam_search(table.step_fn, 4, beam_size=4, bos=BOS, eos=EOS, max_len=7, no_repeat_ngram_size=1,
-                      n_best=4, forbid=(0,))
+    got = beam_search(table.step_fn, 4, Settings(beam_size=4, no_repeat_ngram_size=1, n_best=4, forbid=(0,)),
+                      max_len=7)
     for hyps in got:
         assert hyps and all(len(set(h.tokens)) == len(h.tokens) for h in hyps)
 
@@ -328,11 +328,12 @@ def eval_model(tiny_model_config):
 @pytest.mark.parametrize("beam_size,n_best", [(1, 1), (3, 2)])
 def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
     src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
-    options = dict(length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=2, n_best=n_best)
-    got = generate(eval_model, src, beam_size=beam_size, max_len_a=0.5, max_len_b=3, min_len=2, **options)
+    settings = Settings(beam_size=beam_size, max_len_a=0.5, max_len_b=3, min_len=2, length_penalty=1.0,
+                        length_penalty_type="gnmt", no_repeat_ngram_size=2, n_best=n_best)
+    assert settings.forbid == (0, 4)  # <pad> and <mask>, the dictionary's
+    got = generate(eval_model, src, settings)
     max_len = np.array([int(0.5 * 7 + 3), int(0.5 * 4 + 3)])  # 6 and 5
-    expected = beam_search(full_recompute_step(eval_model, src, beam_size), 2, beam_size=beam_size, bos=BOS,
-                           eos=EOS, max_len=max_len, min_len=2, forbid=(0, 4), **options)
+    expected = beam_search(full_recompute_step(eval_model, src, beam_size), 2, settings, max_len=max_len)
     for hyps_got, hyps_expected in zip(got, expected, strict=True):
         assert len(hyps_got) == n_best
         assert_same(hyps_got, hyps_expected, atol=1e-4)
@@ -345,9 +346,9 @@ def test_generate_past_cache_windows_equals_the_reordered_cache(eval_model):
     and scores stay those of the classic cache, gathered by beam every step (``device_topk=False``; that
     cache equals a full recomputation: test_transformer)."""
     src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
-    options = dict(beam_size=3, max_len_a=0.0, max_len_b=36, min_len=34, length_penalty=1.0, n_best=2)
-    got = generate(eval_model, src, **options)
-    expected = generate(eval_model, src, device_topk=False, **options)
+    settings = Settings(beam_size=3, max_len_a=0.0, max_len_b=36, min_len=34, length_penalty=1.0, n_best=2)
+    got = generate(eval_model, src, settings)
+    expected = generate(eval_model, src, settings, device_topk=False)
     for hyps_got, hyps_expected in zip(got, expected, strict=True):
         assert min(len(h.tokens) for h in hyps_got) >= 35  # the search went past step 32
         assert_same(hyps_got, hyps_expected, atol=1e-4)
@@ -388,16 +389,16 @@ def test_generate_stream_equals_generate(eval_model, batch_size):
     source's hypotheses are those of ``generate`` on it alone."""
     rng = np.random.default_rng(4)
     sources = [np.r_[rng.integers(5, 50, size=n), EOS].astype(np.int32) for n in [3, 9, 5, 14, 2, 7, 11]]
-    options = dict(beam_size=3, max_len_a=2.0, max_len_b=3, min_len=1, length_penalty=1.0, n_best=2,
-                   no_repeat_ngram_size=2)
+    settings = Settings(beam_size=3, max_len_a=2.0, max_len_b=3, min_len=1, length_penalty=1.0, n_best=2,
+                        no_repeat_ngram_size=2)
     done = []
-    got = generate_stream(eval_model, sources, batch_size=batch_size, on_done=done.append, **options)
+    got = generate_stream(eval_model, sources, settings, batch_size=batch_size, on_done=done.append)
     assert sorted(done) == list(range(7))
     for source, hyps in zip(sources, got, strict=True):
-        (expected,) = generate(eval_model, source[None], **options)
+        (expected,) = generate(eval_model, source[None], settings)
         assert_same(hyps, expected, atol=1e-4)
     assert max(len(h.tokens) for h in got[3]) == 2 * 15 + 3  # the longest decode ran to its limit
-    assert generate_stream(eval_model, [], batch_size=batch_size, **options) == []
+    assert generate_stream(eval_model, [], settings, batch_size=batch_size) == []
 
 
 def test_generate_stream_of_short_decodes_replaces_a_one_window_old_part(eval_model):
@@ -405,10 +406,10 @@ def test_generate_stream_of_short_decodes_replaces_a_one_window_old_part(eval_mo
     through one slot run past 16 global steps, so each full window replaces the whole old part."""
     rng = np.random.default_rng(7)
     sources = [np.r_[rng.integers(5, 50, size=n), EOS].astype(np.int32) for n in [4, 6, 3, 8, 5, 2, 7, 4]]
-    options = dict(beam_size=2, max_len_a=0.0, max_len_b=5, min_len=4, length_penalty=1.0, n_best=1)
-    got = generate_stream(eval_model, sources, batch_size=1, **options)
+    settings = Settings(beam_size=2, max_len_a=0.0, max_len_b=5, min_len=4, length_penalty=1.0, n_best=1)
+    got = generate_stream(eval_model, sources, settings, batch_size=1)
     for source, hyps in zip(sources, got, strict=True):
-        (expected,) = generate(eval_model, source[None], **options)
+        (expected,) = generate(eval_model, source[None], settings)
         assert_same(hyps, expected, atol=1e-4)
     assert sum(len(hyps[0].tokens) for hyps in got) > 16 + 5
 
@@ -419,10 +420,10 @@ def test_device_top_k_equals_the_full_distribution_on_the_host(eval_model, no_re
     token. Same hypotheses and scores, with a minimum length and repeated n-grams forbidden."""
     rng = np.random.default_rng(3)
     src = np.concatenate([rng.integers(5, 50, size=(3, 9)), np.full((3, 1), EOS)], axis=1).astype(np.int32)
-    options = dict(beam_size=3, max_len_a=0.0, max_len_b=7, min_len=3, length_penalty=1.0,
-                   no_repeat_ngram_size=no_repeat, n_best=2)
-    device = generate(eval_model, src, **options)
-    host = generate(eval_model, src, device_topk=False, **options)
+    settings = Settings(beam_size=3, max_len_a=0.0, max_len_b=7, min_len=3, length_penalty=1.0,
+                        no_repeat_ngram_size=no_repeat, n_best=2)
+    device = generate(eval_model, src, settings)
+    host = generate(eval_model, src, settings, device_topk=False)
     for got, expected in zip(device, host, strict=True):
         assert [h.tokens for h in got] == [h.tokens for h in expected]
         np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], rtol=1e-6)
@@ -446,11 +447,11 @@ def test_repeated_ngram_tokens_are_what_the_constraint_forbids():
 def test_generate_cuts_a_long_source(eval_model):
     rng = np.random.default_rng(0)
     src = np.concatenate([rng.integers(5, 50, size=(1, 80)), [[2]]], axis=1)  # 81 tokens > 64 positions
-    (hyps,) = generate(eval_model, src, beam_size=2, max_len_a=0.0, max_len_b=3, min_len=0,
-                       length_penalty=1.0, length_penalty_type="gnmt", no_repeat_ngram_size=0, n_best=1)
+    settings = Settings(beam_size=2, max_len_a=0.0, max_len_b=3)
+    (hyps,) = generate(eval_model, src, settings)
     cut = cut_batch(src, 64)
     assert cut.shape == (1, 64) and cut[0, -1] == EOS and np.array_equal(cut[0, :63], src[0, :63])
-    expected = beam_search(full_recompute_step(eval_model, cut, 2), 1, beam_size=2, bos=BOS, eos=EOS, max_len=3)
+    expected = beam_search(full_recompute_step(eval_model, cut, 2), 1, settings, max_len=3)
     assert_same(hyps, expected[0], atol=1e-4)
 
 
@@ -458,7 +459,7 @@ def test_generate_needs_eval_mode(tiny_model_config):
     model = MassTransformer(tiny_model_config)
     model.set_train(True)
     with pytest.raises(ValueError, match="eval mode"):
-        generate(model, np.array([[5, 2]]), beam_size=1, max_len_a=0.0, max_len_b=2)
+        generate(model, np.array([[5, 2]]), Settings(beam_size=1, max_len_b=2))
 
 
 def test_cut_batch_keeps_short_rows_and_final_eos():
@@ -474,8 +475,8 @@ def test_early_exit_never_changes_the_result(alpha, kind):
     stopped_early = 0
     for seed in range(30):
         table = PrefixTable(vocab=4, beam_size=121, examples=[0], seed=seed, eos_bonus=2.0)
-        (got,) = beam_search(table.step_fn, 1, beam_size=121, bos=BOS, eos=EOS, max_len=4, length_penalty=alpha,
-                             length_penalty_type=kind, n_best=1, forbid=())
+        (got,) = beam_search(table.step_fn, 1, Settings(beam_size=121, length_penalty=alpha, length_penalty_type=kind,
+                                                        forbid=()), max_len=4)
         assert_same(got, exhaustive(table, 0, max_len=4, alpha=alpha, kind=kind)[:1])
         stopped_early += table.steps < 4
     assert stopped_early >= 5  # the rule did fire

@@ -10,6 +10,7 @@ from config.config import MassConfig
 from src.transformer import cpu_kernels
 from src.transformer.attention import CrossAttention, SelfAttention, score_bias
 from src.transformer.generator import generate, generate_stream
+from src.transformer.search_settings import SearchSettings
 from src.transformer.transformer import MassTransformer, _slot_bias
 
 
@@ -106,12 +107,12 @@ def test_generation_is_the_same_with_and_without_the_kernels(kernels, tiny_model
     batch = np.zeros((len(sources), width), dtype=np.int32)
     for i, s in enumerate(sources):
         batch[i, :len(s)] = s
-    options = {"beam_size": 3, "max_len_a": 0.0, "max_len_b": 40, "min_len": 40}
+    settings = SearchSettings(beam_size=3, max_len_a=0.0, max_len_b=40, min_len=40)
     results = {}
     for flag in ("0", "1"):
         monkeypatch.setenv("MASS_CPU_KERNELS", flag)
-        results[flag] = (generate(model, batch, **options),
-                         generate_stream(model, sources, batch_size=2, **{**options, "min_len": 0}))
+        results[flag] = (generate(model, batch, settings),
+                         generate_stream(model, sources, settings.replace(min_len=0), batch_size=2))
     for ops_hyps, kernel_hyps in zip(results["0"], results["1"], strict=True):
         for ops_example, kernel_example in zip(ops_hyps, kernel_hyps, strict=True):
             assert [h.tokens for h in kernel_example] == [h.tokens for h in ops_example]

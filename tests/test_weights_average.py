@@ -14,6 +14,7 @@ from config.config import MassConfig
 from src.text.dictionary import EOS_ID, PAD_ID
 from src.transformer.export import GreedyDecoder, check_format
 from src.transformer.generator import generate
+from src.transformer.search_settings import SearchSettings
 from src.transformer.transformer import MassTransformer
 from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints
 from src.utils.checkpoint import is_model_param, load_model_weights, read_weights, save_checkpoint, save_npz
@@ -282,6 +283,7 @@ def test_exported_mindir_runs_on_cpu_like_the_python_model(tiny_model_config, tm
     model.set_train(False)
     np.testing.assert_array_equal(exported, GreedyDecoder(model, steps)(Tensor(src)).asnumpy())
     # greedy decoding is beam search with one beam: the tokens up to </s>, then <pad>
-    for row, hyps in zip(exported, generate(model, src, beam_size=1, max_len_a=0.0, max_len_b=steps), strict=True):
+    for row, hyps in zip(exported, generate(model, src, SearchSettings(beam_size=1, max_len_b=steps)),
+                         strict=True):
         tokens = hyps[0].tokens
         assert row[:len(tokens)].tolist() == tokens and (row[len(tokens):] == PAD_ID).all()

@@ -114,12 +114,12 @@ class MassGenerator:
         return cls(model, dictionary, cfg, bpe, lowercase=lowercase, hash_digits=hash_digits)
 
     # ---- options ------------------------------------------------------------------------------------
-    def decode_options(self, **overrides) -> dict:
-        """``generate()`` keyword arguments from ``decode_config``, with non-None ``overrides`` on top
-        (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
-        from src.transformer.generator import decode_options
+    def search_settings(self, **overrides):
+        """The :class:`~src.transformer.search_settings.SearchSettings` of ``decode_config``, with the
+        non-None ``overrides`` on top (named like its fields: beam_size, max_len_b, ...)."""
+        from src.transformer.search_settings import SearchSettings
 
-        return decode_options(self.config.decode_config, **overrides)
+        return SearchSettings.from_decode_config(self.config.decode_config, **overrides)
 
     # ---- ids ----------------------------------------------------------------------------------------
     def hypotheses_for_ids(self, src_id_batches, **decode_overrides) -> list:
@@ -127,10 +127,10 @@ class MassGenerator:
         its n-best list of :class:`~src.transformer.beam_search.Hypothesis`."""
         from src.transformer.generator import generate
 
-        options = self.decode_options(**decode_overrides)
+        settings = self.search_settings(**decode_overrides)
         out = []
         for src_ids in src_id_batches:
-            out.extend(generate(self.model, np.asarray(src_ids), **options))
+            out.extend(generate(self.model, np.asarray(src_ids), settings))
         return out
 
     def hypotheses_stream(self, sources, on_done=None, batch_size=None, **decode_overrides) -> list:
@@ -140,9 +140,8 @@ class MassGenerator:
         source's search ends."""
         from src.transformer.generator import generate_stream
 
-        options = self.decode_options(**decode_overrides)
-        return generate_stream(self.model, sources, batch_size=batch_size or self.config.dataset_config.batch_size,
-                               on_done=on_done, **options)
+        return generate_stream(self.model, sources, self.search_settings(**decode_overrides),
+                               batch_size=batch_size or self.config.dataset_config.batch_size, on_done=on_done)
 
     def ids_to_text(self, tokens, detokenized=True) -> str:
         """Generated ids -> text: cut at ``</s>``, BPE removed, detokenized (or, with ``detokenized=False``,

@@ -321,7 +321,7 @@ def evaluate_generation(gen, args, test_dataset, manifest) -> dict:
             "hypotheses_detokenized": detokenized,
             "hypotheses_sha256": hashlib.sha256(output.read_bytes()).hexdigest(),
             "pairs": len(hypotheses), "sources_cut": cut_count, "source_max_len": source_cap(gen.config),
-            "decode": gen.decode_options(), "decode_seconds": round(seconds, 3),
+            "decode": gen.search_settings().options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
             scorer.report_key: scores, "copy": copy_report(gen, sources, hypotheses, references)}
 

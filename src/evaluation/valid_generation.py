@@ -55,12 +55,12 @@ class GenerationValidator:
     ``scorer`` (a :class:`src.evaluation.scorers.Scorer`)."""
 
     def __init__(self, sources, targets, dictionary, decode_config, batch_size: int, scorer):
-        from src.transformer.generator import decode_options
+        from src.transformer.search_settings import SearchSettings
 
         self.sources, self.dictionary, self.scorer = sources, dictionary, scorer
         self.references = [self.words(t) for t in targets]
         self.source_words = [self.words(s) for s in sources]
-        self.options = decode_options(decode_config)
+        self.settings = SearchSettings.from_decode_config(decode_config)
         self.batch_size = batch_size
 
     @classmethod
@@ -84,16 +84,15 @@ class GenerationValidator:
         """Beam-search the sources with ``network`` (switched to eval mode and back) and score them:
         ``valid_<metric>`` (the criterion), ``valid_<figure>`` for each of the scorer's figures,
         ``valid_<metric>_pairs``, copy rates, mean lengths in words and the decoding time.
-        ``decode_overrides`` (named like ``generate()``'s arguments) replace the run's decode options."""
+        ``decode_overrides`` (named like ``SearchSettings`` fields) replace the run's decode settings."""
         from src.transformer.generator import generate_stream
 
         was_training = network.training
         network.set_train(False)
         start = time.perf_counter()
         try:
-            options = {**self.options, **{k: v for k, v in decode_overrides.items() if v is not None}}
-            options["n_best"] = min(options["n_best"], options["beam_size"])
-            nbests = generate_stream(network, self.sources, batch_size=self.batch_size, **options)
+            nbests = generate_stream(network, self.sources, self.settings.replace(**decode_overrides),
+                                     batch_size=self.batch_size)
             hypotheses = [self.words(nbest[0].tokens) if nbest else "" for nbest in nbests]  # none: scores not finite
         finally:
             network.set_train(was_training)

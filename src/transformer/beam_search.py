@@ -42,7 +42,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from src.text.dictionary import NEVER_GENERATED
 from src.transformer.decoding_constraints import (
     Constraint,
     apply_constraints,
@@ -51,6 +50,7 @@ from src.transformer.decoding_constraints import (
     no_repeat_ngram,
     repeated_ngram_tokens,
 )
+from src.transformer.search_settings import SearchSettings
 
 
 class Hypothesis(NamedTuple):
@@ -95,15 +95,13 @@ def length_normalizer(length, alpha: float, kind: str = "gnmt"):
     raise ValueError(f"length_penalty_type must be 'gnmt' or 'power', got {kind!r}")
 
 
-def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos: int, eos: int, max_len,
-                min_len=0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
-                no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = NEVER_GENERATED,
+def beam_search(step_fn: StepFn | None, batch_size: int, settings: SearchSettings, *, max_len, min_len=None,
                 constraints: Sequence[Constraint] | None = None,
                 topk_fn: TopKFn | None = None) -> list[list[Hypothesis]]:
-    """Up to ``n_best`` hypotheses per example, best first (see the module docstring for the rules).
+    """Up to ``settings.n_best`` hypotheses per example, best first (see the module docstring for the rules).
 
-    ``max_len`` and ``min_len`` are ints or ``(batch_size,)`` arrays (generated tokens, ``eos``
-    included for ``max_len``; excluded for ``min_len``). ``forbid`` lists token ids never generated;
+    ``max_len`` (generated tokens, ``eos`` included) is an int or a ``(batch_size,)`` array;
+    ``min_len`` (tokens before ``eos``), an int or array, replaces ``settings.min_len`` when given.
     ``constraints`` are extra functions ``(tokens, log_probs, step) -> log_probs`` applied after the
     built-in ones, on all ``rows`` (they need the full distribution: ``step_fn``, not ``topk_fn``).
     Give ``step_fn`` (full log-probabilities) or ``topk_fn`` (per-row candidates, constraints applied).
@@ -112,14 +110,14 @@ def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos:
         raise ValueError("give exactly one of step_fn and topk_fn")
     if topk_fn is not None and constraints:
         raise ValueError("custom constraints need the full distribution: give step_fn, not topk_fn")
+    beam_size = settings.beam_size
     max_len = _lengths(max_len, batch_size)
-    state = BeamBatch(batch_size, beam_size, bos=bos, eos=eos, max_len=int(max_len.max()),
-                      length_penalty=length_penalty, length_penalty_type=length_penalty_type,
-                      no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid)
+    min_len = settings.min_len if min_len is None else min_len
+    state = BeamBatch(batch_size, settings, max_len=int(max_len.max()))
     state.start(np.arange(batch_size), max_len, np.broadcast_to(np.asarray(min_len), (batch_size,)))
     if step_fn is not None:
         row_example = np.repeat(np.arange(batch_size), beam_size)  # (rows,): the example of each row
-        all_constraints = _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size)
+        all_constraints = _builtin_constraints(settings, min_len, row_example)
         all_constraints += list(constraints or [])
 
     for step in range(int(max_len.max())):  # every example is at this step
@@ -139,10 +137,8 @@ def beam_search(step_fn: StepFn | None, batch_size: int, *, beam_size: int, bos:
 RefillFn = Callable[[np.ndarray, np.ndarray], None]
 
 
-def stream_beam_search(topk_fn: TopKFn, count: int, *, batch_size: int, beam_size: int, bos: int, eos: int,
-                       max_len, min_len=0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
-                       no_repeat_ngram_size: int = 0, n_best: int = 1, forbid: Sequence[int] = NEVER_GENERATED,
-                       refill_fn: RefillFn | None = None,
+def stream_beam_search(topk_fn: TopKFn, count: int, settings: SearchSettings, *, batch_size: int, max_len,
+                       min_len=None, refill_fn: RefillFn | None = None,
                        on_done: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """``beam_search`` of ``count`` examples through ``batch_size`` example slots, each example entering a
     slot as soon as one is free (its example stopped), so that the rows a step computes belong to examples
@@ -155,15 +151,14 @@ def stream_beam_search(topk_fn: TopKFn, count: int, *, batch_size: int, beam_siz
     of an empty slot too, its candidates unused). ``refill_fn(slots, examples)`` is called before the step
     at which ``examples`` enter ``slots`` (both (n,) int arrays), for the caller to bring its per-example
     state there (memory, cache); ``on_done(example)`` is called as an example's search ends. ``max_len`` and
-    ``min_len``: ints or ``(count,)`` arrays.
+    ``min_len`` (None: ``settings.min_len``): ints or ``(count,)`` arrays.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    beam_size = settings.beam_size
     max_len = _lengths(max_len, count)
-    min_len = np.broadcast_to(np.asarray(min_len), (count,))
-    state = BeamBatch(batch_size, beam_size, bos=bos, eos=eos, max_len=int(max_len.max(initial=1)),
-                      length_penalty=length_penalty, length_penalty_type=length_penalty_type,
-                      no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid)
+    min_len = np.broadcast_to(np.asarray(settings.min_len if min_len is None else min_len), (count,))
+    state = BeamBatch(batch_size, settings, max_len=int(max_len.max(initial=1)))
     results: list[list[Hypothesis]] = [[] for _ in range(count)]
     owner = np.full(batch_size, -1)  # (batch,): the example in each slot, -1 for none
     waiting = 0  # the next example to enter
@@ -196,18 +191,14 @@ class BeamBatch:
     ``steps`` of its slot).
     """
 
-    def __init__(self, batch_size: int, beam_size: int, *, bos: int, eos: int, max_len: int,
-                 length_penalty: float = 1.0, length_penalty_type: str = "gnmt", no_repeat_ngram_size: int = 0,
-                 n_best: int = 1, forbid: Sequence[int] = NEVER_GENERATED):
-        if not 1 <= n_best <= beam_size:
-            raise ValueError(f"n_best must lie in [1, beam_size={beam_size}], got {n_best}")
-        length_normalizer(1, length_penalty, length_penalty_type)  # checks the kind
-        self.batch, self.beam, self.bos, self.eos, self.n_best = batch_size, beam_size, bos, eos, n_best
-        self.alpha, self.kind = length_penalty, length_penalty_type
-        self.ngram, self.forbid = no_repeat_ngram_size, forbid
+    def __init__(self, batch_size: int, settings: SearchSettings, *, max_len: int):
+        beam_size = settings.beam_size
+        self.batch, self.beam, self.bos, self.eos = batch_size, beam_size, settings.bos, settings.eos
+        self.n_best, self.alpha, self.kind = settings.n_best, settings.length_penalty, settings.length_penalty_type
+        self.ngram, self.forbid = settings.no_repeat_ngram_size, settings.forbid
         rows = batch_size * beam_size
         self.scores = np.full(rows, -np.inf)  # (rows,) summed log-probs, -inf for a dead row
-        self.last = np.full(rows, eos, dtype=np.int64)  # (rows,)
+        self.last = np.full(rows, self.eos, dtype=np.int64)  # (rows,)
         self.tokens = np.zeros((rows, max_len), dtype=np.int64)  # (rows, max_len)
         self.beam_indices = None
         self.steps = np.zeros(batch_size, dtype=np.int64)  # (batch,) tokens generated per slot
@@ -241,7 +232,7 @@ class BeamBatch:
         """What the next step must forbid (``StepConstraints``), per row."""
         row_steps = self.row_steps()
         eos_blocked = row_steps < np.repeat(self.min_len, self.beam)
-        return StepConstraints(tuple(self.forbid), self.eos, eos_blocked, self._banned_ngrams(row_steps))
+        return StepConstraints(self.forbid, self.eos, eos_blocked, self._banned_ngrams(row_steps))
 
     def _banned_ngrams(self, row_steps):
         """``repeated_ngram_tokens`` of every row, at its own step (None when no row has any)."""
@@ -327,16 +318,16 @@ def _lengths(max_len, count: int) -> np.ndarray:
     return max_len
 
 
-def _builtin_constraints(forbid, min_len, row_example, eos, no_repeat_ngram_size) -> list[Constraint]:
+def _builtin_constraints(settings: SearchSettings, min_len, row_example) -> list[Constraint]:
     constraints = []
-    if len(forbid):
-        constraints.append(forbid_tokens(forbid))
+    if len(settings.forbid):
+        constraints.append(forbid_tokens(settings.forbid))
     min_len = np.asarray(min_len)
     if np.any(min_len > 0):
         per_row = min_len if min_len.ndim == 0 else min_len[row_example]  # (rows,) or scalar
-        constraints.append(min_length(per_row, eos))
-    if no_repeat_ngram_size > 0:
-        constraints.append(no_repeat_ngram(no_repeat_ngram_size))
+        constraints.append(min_length(per_row, settings.eos))
+    if settings.no_repeat_ngram_size > 0:
+        constraints.append(no_repeat_ngram(settings.no_repeat_ngram_size))
     return constraints
 
 

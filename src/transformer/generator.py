@@ -22,7 +22,7 @@ import numpy as np
 from mindspore import Tensor, ops
 
 from src.dataset.batching import cut, cut_batch, pad_batch, pad_width, round_up
-from src.text.dictionary import BOS_ID, EOS_ID, NEVER_GENERATED, PAD_ID
+from src.text.dictionary import PAD_ID
 from src.transformer import cpu_kernels
 from src.transformer.beam_search import (
     Candidates,
@@ -32,6 +32,7 @@ from src.transformer.beam_search import (
     slot_rows,
     stream_beam_search,
 )
+from src.transformer.search_settings import SearchSettings
 
 # sources are padded to few widths, each compiled once (an encoder graph and a step graph per cache length):
 # 64 holds every source of the default max_len in one width (eval.py on the Gigaword test: 147 s instead of
@@ -45,42 +46,10 @@ _EMPTY_WINDOWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _REFILL_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHIFT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-# decode_config key -> generate() argument: the one mapping between the config and the search
-DECODE_ARGS = {
-    "beam_width": "beam_size", "length_penalty_weight": "length_penalty",
-    "length_penalty_type": "length_penalty_type", "min_decode_length": "min_len",
-    "max_decode_length_a": "max_len_a", "max_decode_length_b": "max_len_b",
-    "no_repeat_ngram_size": "no_repeat_ngram_size", "n_best": "n_best",
-}
 
-
-def decode_options(decode_config, **overrides) -> dict:
-    """``generate()`` keyword arguments from a ``DecodeConfig``, with non-None ``overrides`` on top
-    (named like ``generate()``'s arguments: beam_size, max_len_b, ...)."""
-    options = {arg: getattr(decode_config, key) for key, arg in DECODE_ARGS.items()}
-    unknown = set(overrides) - set(options)
-    if unknown:
-        raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
-    options.update({k: v for k, v in overrides.items() if v is not None})
-    options["n_best"] = min(options["n_best"], options["beam_size"])
-    return options
-
-
-def max_decode_lengths(src_lengths, max_len_a: float, max_len_b: int, max_positions: int) -> np.ndarray:
-    """Per source, the most tokens to generate: ``int(a * src_len + b)``, at least 1, at most the
-    position table.
-
-    >>> max_decode_lengths(np.array([10, 40]), 1.5, 4, 64).tolist()
-    [19, 64]
-    """
-    lengths = (max_len_a * np.asarray(src_lengths) + max_len_b).astype(np.int64)
-    return np.maximum(np.minimum(lengths, max_positions), 1)
-
-
-def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, max_len_b: int,
-             min_len: int = 0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
-             no_repeat_ngram_size: int = 0, n_best: int = 1, device_topk: bool = True) -> list[list[Hypothesis]]:
-    """Decode a batch of sources ``src_ids`` (batch, src_len), padded with ``<pad>`` = 0.
+def generate(model, src_ids: np.ndarray, settings: SearchSettings, *,
+             device_topk: bool = True) -> list[list[Hypothesis]]:
+    """Decode a batch of sources ``src_ids`` (batch, src_len), padded with ``<pad>`` = 0, as ``settings`` say.
 
     Each example gets at most ``int(max_len_a * src_len + max_len_b)`` tokens (``src_len``: its
     non-pad tokens), capped by the position table. The model must be in eval mode (``set_train(False)``).
@@ -93,12 +62,12 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
     src_ids = cut_batch(np.asarray(src_ids), max_positions)
     batch = src_ids.shape[0]
     src_lengths = (src_ids != PAD_ID).sum(axis=1)  # (batch,)
-    max_len = max_decode_lengths(src_lengths, max_len_a, max_len_b, max_positions)  # (batch,)
+    max_len = settings.max_lengths(src_lengths, max_positions)  # (batch,)
 
     src = Tensor(pad_width(src_ids, SOURCE_LENGTH_MULTIPLE, max_positions))
     cache_len = min(round_up(int(max_len.max()), CACHE_LENGTH_MULTIPLE), max_positions)
+    beam_size = settings.beam_size
     rows = batch * beam_size
-    forbid = NEVER_GENERATED
     cache = None  # the host-distribution path's cache, made at its first step
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
     memory = memory_mask = memory_bias = weights = decode_step = None  # made at the first step, as needed
@@ -135,15 +104,11 @@ def generate(model, src_ids: np.ndarray, *, beam_size: int, max_len_a: float, ma
         return log_probs.asnumpy()  # (rows, vocab)
 
     search = {"topk_fn": topk_fn} if device_topk else {"step_fn": step_fn}
-    return beam_search(search.get("step_fn"), batch, beam_size=beam_size, bos=BOS_ID, eos=EOS_ID, max_len=max_len,
-                       min_len=min_len, length_penalty=length_penalty, length_penalty_type=length_penalty_type,
-                       no_repeat_ngram_size=no_repeat_ngram_size, n_best=n_best, forbid=forbid,
-                       topk_fn=search.get("topk_fn"))
+    return beam_search(search.get("step_fn"), batch, settings, max_len=max_len, topk_fn=search.get("topk_fn"))
 
 
-def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_a: float, max_len_b: int,
-                    min_len: int = 0, length_penalty: float = 1.0, length_penalty_type: str = "gnmt",
-                    no_repeat_ngram_size: int = 0, n_best: int = 1, on_done=None) -> list[list[Hypothesis]]:
+def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int,
+                    on_done=None) -> list[list[Hypothesis]]:
     """``generate`` of every source in ``sources`` (1-D id arrays, unpadded), through ``batch_size`` example
     slots: an example enters a slot as soon as the slot's example stops (``stream_beam_search``), so a
     step computes few rows of examples that stopped (in a batch decode, most of them: the batch runs as long
@@ -161,7 +126,8 @@ def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_
     if not sources:
         return []
     lengths = np.array([int((s != PAD_ID).sum()) for s in sources])
-    max_len = max_decode_lengths(lengths, max_len_a, max_len_b, max_positions)  # (count,)
+    max_len = settings.max_lengths(lengths, max_positions)  # (count,)
+    beam_size = settings.beam_size
     width = min(round_up(max(len(s) for s in sources), SOURCE_LENGTH_MULTIPLE), max_positions)
     feed = StreamFeed(model, sources, batch_size, beam_size, width)
     cache = StreamCache(model, batch_size, beam_size, past_length(int(max_len.max())))
@@ -183,10 +149,8 @@ def generate_stream(model, sources, *, batch_size: int, beam_size: int, max_len_
             cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
-    return stream_beam_search(topk_fn, len(sources), batch_size=batch_size, beam_size=beam_size, bos=BOS_ID,
-                              eos=EOS_ID, max_len=max_len, min_len=min_len, length_penalty=length_penalty,
-                              length_penalty_type=length_penalty_type, no_repeat_ngram_size=no_repeat_ngram_size,
-                              n_best=n_best, forbid=NEVER_GENERATED, refill_fn=refill, on_done=on_done)
+    return stream_beam_search(topk_fn, len(sources), settings, batch_size=batch_size, max_len=max_len,
+                              refill_fn=refill, on_done=on_done)
 
 
 def past_length(max_len: int, width: int = CACHE_LENGTH_MULTIPLE) -> int:
