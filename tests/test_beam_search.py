@@ -8,24 +8,24 @@ from mindspore import Tensor, ops
 from src.dataset.batching import cut_batch
 from src.transformer.beam_search import (
     Hypothesis,
-    StepConstraints,
     beam_search,
     length_normalizer,
     row_candidates,
     stream_beam_search,
 )
 from src.transformer.decoding_constraints import (
-    apply_constraints,
-    forbid_tokens,
-    force_eos_at,
-    min_length,
-    no_repeat_ngram,
+    CONSTRAINTS,
+    StepView,
+    ban,
+    banned_ids,
+    eos_before_min_len,
+    never_generated,
     repeated_ngram_tokens,
+    repeated_ngrams,
 )
 from src.transformer.generator import (
     PointerCache,
     banned_scatter,
-    banned_tokens,
     blocked_topk,
     generate,
     generate_stream,
@@ -192,7 +192,7 @@ def test_batch_equals_single_examples():
 class StreamTable:
     """``PrefixTable``'s log-probs for ``stream_beam_search``: each slot's rows decode the example that last
     entered it (``refill``), following ``beam_indices``; a row at position 0 starts an empty prefix. The
-    constraints of ``rules`` are applied here, on the whole distribution, then each row's ``k`` best kept."""
+    ``banned`` ids are set to -inf here, on the whole distribution, then each row's ``k`` best kept."""
 
     def __init__(self, table, batch, beam):
         self.table, self.beam = table, beam
@@ -204,18 +204,13 @@ class StreamTable:
         self.slot_example[slots] = examples
         self.entered.append(examples.tolist())
 
-    def topk_fn(self, last, beam_indices, positions, k, rules):
+    def topk_fn(self, last, beam_indices, positions, k, banned):
         rows = len(last)
         self.prefixes = [() if positions[r] == 0 else self.prefixes[beam_indices[r]] + (int(last[r]),)
                          for r in range(rows)]
         log_probs = np.stack([self.table.log_probs(self.slot_example[r // self.beam], p)
                               for r, p in enumerate(self.prefixes)])
-        log_probs[:, list(rules.forbid)] = -np.inf
-        log_probs[rules.eos_blocked, rules.eos] = -np.inf
-        if rules.banned is not None:
-            rows_banned, columns = np.nonzero(rules.banned >= 0)
-            log_probs[rows_banned, rules.banned[rows_banned, columns]] = -np.inf
-        return row_candidates(log_probs, k)
+        return row_candidates(ban(log_probs, banned), k)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 9])
@@ -249,55 +244,57 @@ def test_no_repeat_ngram_in_search():
 
 # --- constraints on a 3-token vocabulary with uniform log-probs --------------------------------
 
-UNIFORM = np.log(np.full((2, 3), 1 / 3))
+def allowed(constraints, tokens, steps, settings, min_len=0, vocab=3):
+    """Which of ``vocab`` tokens each row may choose after ``constraints``; checks the contract on the way
+    (ids padded with -1 to a multiple of 4, the view left unchanged)."""
+    tokens = np.asarray(tokens, dtype=np.int64).reshape(len(steps), -1)
+    view = StepView(tokens, np.asarray(steps), np.broadcast_to(np.asarray(min_len), (len(steps),)))
+    before = tokens.copy()
+    banned = banned_ids(view, settings, constraints)
+    assert banned.shape[0] == len(steps) and banned.shape[1] % 4 == 0 and banned.shape[1] >= 4
+    np.testing.assert_array_equal(tokens, before)
+    return np.isfinite(ban(np.zeros((len(steps), vocab)), banned)).tolist()
 
 
-def check(constraint, tokens, step, expected_allowed):
-    """Apply ``constraint``; check which tokens stay allowed, the untouched values and the inputs."""
-    tokens = np.asarray(tokens, dtype=np.int64).reshape(2, step)
-    tokens_before, log_probs = tokens.copy(), UNIFORM.copy()
-    out = constraint(tokens, log_probs, step)
-    np.testing.assert_array_equal(np.isfinite(out), expected_allowed)
-    np.testing.assert_array_equal(out[np.isfinite(out)], UNIFORM[np.isfinite(out)])
-    np.testing.assert_array_equal(log_probs, UNIFORM)  # inputs are left unchanged
-    np.testing.assert_array_equal(tokens, tokens_before)
-    assert out is not log_probs
+def test_never_generated():
+    assert allowed([never_generated], [[], []], [0, 0], Settings(forbid=(0, 2))) == [[False, True, False]] * 2
+    assert allowed([never_generated], [[1], [0]], [1, 1], Settings(forbid=())) == [[True] * 3] * 2
 
 
-def test_forbid_tokens():
-    check(forbid_tokens([0, 2]), [], 0, [[False, True, False]] * 2)
-    check(forbid_tokens([]), [[1], [0]], 1, [[True] * 3] * 2)
+def test_eos_before_min_len():
+    eos2 = Settings(eos=2)
+    assert allowed([eos_before_min_len], [[0], [1]], [1, 1], eos2, min_len=2) == [[True, True, False]] * 2
+    assert allowed([eos_before_min_len], [[0, 1], [1, 1]], [2, 2], eos2, min_len=2) == [[True] * 3] * 2
+    assert allowed([eos_before_min_len], [[0, 1], [1, 1]], [2, 2], eos2, min_len=[1, 3]) == [[True] * 3,
+                                                                                            [True, True, False]]
 
 
-def test_min_length():
-    eos = 2
-    check(min_length(2, eos), [[0], [1]], 1, [[True, True, False]] * 2)
-    check(min_length(2, eos), [[0, 1], [1, 1]], 2, [[True] * 3] * 2)
-    check(min_length(np.array([1, 3]), eos), [[0, 1], [1, 1]], 2, [[True] * 3, [True, True, False]])
+def test_repeated_ngrams():
+    def case(n, tokens, steps):
+        return allowed([repeated_ngrams], tokens, steps, Settings(no_repeat_ngram_size=n))
+
+    assert case(2, [[0, 1, 0], [1, 1, 2]], [3, 3]) == [[True, False, True], [True] * 3]
+    assert case(1, [[0, 1, 0], [1, 1, 2]], [3, 3]) == [[False, False, True], [True, False, False]]
+    assert case(3, [[0, 1, 0, 1], [1, 1, 1, 1]], [4, 4]) == [[False, True, True], [True, False, True]]
+    assert case(3, [[0, 0], [1, 1]], [2, 2]) == [[True] * 3] * 2  # shorter than n: nothing to repeat
+    assert case(0, [[0, 0], [0, 0]], [2, 2]) == [[True] * 3] * 2  # 0: off
+    # rows at different steps (a stream search) each see their own hypothesis only
+    assert case(1, [[0, 1, 2, 2], [1, 1, 0, 0]], [2, 1]) == [[False, False, True], [True, False, True]]
 
 
-def test_force_eos_at():
-    eos = 2
-    check(force_eos_at(3, eos), [[0, 1], [1, 1]], 2, [[False, False, True]] * 2)
-    check(force_eos_at(3, eos), [[0], [1]], 1, [[True] * 3] * 2)
-    check(force_eos_at(np.array([2, 4]), eos), [[0], [1]], 1, [[False, False, True], [True] * 3])
+def test_banned_ids_gather_the_constraints_in_one_array():
+    tokens, settings = [[0, 1], [2, 2]], Settings(forbid=(0,), no_repeat_ngram_size=1, eos=2)
+    assert allowed(CONSTRAINTS, tokens, [2, 2], settings, min_len=3) == [[False, False, False], [False, True, False]]
 
+    def seven(view, settings):  # an extra constraint: one function, nothing else to change
+        return np.full((len(view.steps), 1), 7)
 
-def test_no_repeat_ngram():
-    check(no_repeat_ngram(2), [[0, 1, 0], [1, 1, 2]], 3, [[True, False, True], [True] * 3])
-    check(no_repeat_ngram(1), [[0, 1, 0], [1, 1, 2]], 3, [[False, False, True], [True, False, False]])
-    check(no_repeat_ngram(3), [[0, 1, 0, 1], [1, 1, 1, 1]], 4, [[False, True, True], [True, False, True]])
-    check(no_repeat_ngram(3), [[0, 0], [1, 1]], 2, [[True] * 3] * 2)  # shorter than n: nothing to repeat
-    with pytest.raises(ValueError):
-        no_repeat_ngram(0)
-
-
-def test_apply_constraints_composes_in_order():
-    tokens = np.array([[0, 1], [2, 2]])
-    out = apply_constraints([forbid_tokens([0]), no_repeat_ngram(1), min_length(3, eos=2)], tokens, UNIFORM, 2)
-    np.testing.assert_array_equal(np.isfinite(out), [[False, False, False], [False, True, False]])
-    np.testing.assert_array_equal(UNIFORM, np.log(np.full((2, 3), 1 / 3)))
-    assert apply_constraints([], tokens, UNIFORM, 2) is UNIFORM
+    view = StepView(np.zeros((2, 0), np.int64), np.zeros(2, int), np.zeros(2, int))
+    got = banned_ids(view, Settings(forbid=(0, 4)), (*CONSTRAINTS, seven))
+    assert got.shape == (2, 4) and got.tolist() == [[0, 4, -1, 7]] * 2  # eos allowed: its column is -1
+    assert banned_ids(view, Settings(forbid=()), []).tolist() == [[-1] * 4] * 2
+    log_probs = np.zeros((2, 9))
+    assert ban(log_probs, got) is not log_probs and (log_probs == 0).all()
 
 
 # --- the MindSpore generator --------------------------------------------------------------------
@@ -429,19 +426,43 @@ def test_device_top_k_equals_the_full_distribution_on_the_host(eval_model, no_re
         np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], rtol=1e-6)
 
 
-def test_repeated_ngram_tokens_are_what_the_constraint_forbids():
+def test_repeated_ngram_tokens_against_a_loop():
     rng = np.random.default_rng(5)
     tokens = rng.integers(0, 4, size=(6, 9))
     for n in (1, 2, 3):
         banned = repeated_ngram_tokens(tokens, n, 9)
-        forbidden = ~np.isfinite(no_repeat_ngram(n)(tokens, np.zeros((6, 4)), 9))
-        got = np.zeros_like(forbidden)
-        if banned is not None:
-            for row, ids in enumerate(banned):
-                got[row, ids[ids >= 0]] = True
-            assert banned.shape[1] % 4 == 0
-        np.testing.assert_array_equal(got, forbidden)
+        for row in range(6):
+            seq = tokens[row].tolist()
+            expected = {seq[i + n - 1] for i in range(9 - n + 1) if seq[i:i + n - 1] == seq[9 - n + 1:]}
+            got = set() if banned is None else set(banned[row][banned[row] >= 0].tolist())
+            assert got == expected, (n, row)
+        assert banned is None or banned.shape[1] % 4 == 0
     assert repeated_ngram_tokens(tokens[:, :1], 2, 1) is None
+
+
+def test_an_extra_constraint_reaches_every_decoding_path(eval_model):
+    """A constraint written against the one contract bans its token on the device path, the host path and
+    the stream search alike."""
+    rng = np.random.default_rng(9)
+    sources = [np.r_[rng.integers(5, 50, size=n), EOS].astype(np.int32) for n in (6, 9, 4)]
+    src = np.zeros((3, 10), np.int32)
+    for i, source in enumerate(sources):
+        src[i, :len(source)] = source
+    settings = Settings(beam_size=3, max_len_a=0.0, max_len_b=6, length_penalty=1.0, n_best=2)
+    plain = generate(eval_model, src, settings)
+    used = np.concatenate([h.tokens for hyps in plain for h in hyps])
+    token = int(np.bincount(used[used != EOS]).argmax())  # the token the plain search likes best
+
+    def no_token(view, settings):
+        return np.full((len(view.steps), 1), token)
+
+    runs = [generate(eval_model, src, settings, constraints=[no_token]),
+            generate(eval_model, src, settings, constraints=[no_token], device_topk=False),
+            generate_stream(eval_model, sources, settings, batch_size=2, constraints=[no_token])]
+    tokens = [[[h.tokens for h in hyps] for hyps in run] for run in runs]
+    assert tokens[0] == tokens[1] == tokens[2]
+    assert all(token not in t for example in tokens[0] for t in example)
+    assert tokens[0] != [[h.tokens for h in hyps] for hyps in plain]
 
 
 def test_generate_cuts_a_long_source(eval_model):
@@ -502,10 +523,6 @@ def test_blocked_top_k_equals_top_k(vocab, k, block):
         assert set(ids[row][clear]) == set(ref_ids[row][clear])
 
 
-def test_banned_tokens_gather_every_constraint():
-    banned = np.array([[7, -1], [-1, -1], [3, 9]])
-    got = banned_tokens(3, StepConstraints((0, 4), 2, np.array([False, True, False]), banned))
-    assert got.shape == (3, 8)
-    assert [sorted(set(row[row >= 0])) for row in got] == [[0, 4, 7], [0, 2, 4], [0, 3, 4, 9]]
+def test_banned_scatter_repeats_a_banned_id_in_the_padding():
     index, on = (t.asnumpy() for t in banned_scatter(np.array([[-1, -1], [5, -1]])))
     assert index.tolist() == [[0, 0], [5, 5]] and on.tolist() == [[False, False], [True, True]]

@@ -32,9 +32,10 @@ The loop ends when every example has stopped.
 Only the ``2 * beam_size`` best tokens of each row can enter an example's ``2 * beam_size`` best
 extensions (a row's summed log-prob is the same for all its tokens), so the search ranks the per-row
 candidates (``Candidates``) rather than the whole ``(rows, vocab)`` array. A ``topk_fn`` computes them
-where the log-probabilities are (e.g. on the device, see src/transformer/generator.py), applying the
-constraints of ``StepConstraints`` itself; without one, the full distribution of ``step_fn`` is
-constrained and reduced here. Both give the same hypotheses (ties at a row's k-th candidate aside).
+where the log-probabilities are (e.g. on the device, see src/transformer/generator.py), leaving out the
+token ids the constraints ban (one contract for both paths: src/transformer/decoding_constraints.py);
+without one, the banned ids of the full distribution of ``step_fn`` are set to ``-inf`` and it is reduced
+here. Both give the same hypotheses (ties at a row's k-th candidate aside).
 """
 
 from collections.abc import Callable, Sequence
@@ -42,14 +43,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from src.transformer.decoding_constraints import (
-    Constraint,
-    apply_constraints,
-    forbid_tokens,
-    min_length,
-    no_repeat_ngram,
-    repeated_ngram_tokens,
-)
+from src.transformer.decoding_constraints import CONSTRAINTS, Constraint, StepView, ban, banned_ids
 from src.transformer.search_settings import SearchSettings
 
 
@@ -62,15 +56,6 @@ class Hypothesis(NamedTuple):
 StepFn = Callable[[np.ndarray, np.ndarray | None, int], np.ndarray]
 
 
-class StepConstraints(NamedTuple):
-    """What a ``topk_fn`` must forbid before choosing its candidates, at one step."""
-
-    forbid: tuple  # token ids never generated
-    eos: int
-    eos_blocked: np.ndarray  # (rows,) bool: eos is forbidden (the minimum length is not reached)
-    banned: np.ndarray | None  # (rows, width) int: tokens that would repeat an n-gram, -1 = none
-
-
 class Candidates(NamedTuple):
     """The ``k`` best tokens of every row, best first, after the constraints."""
 
@@ -78,7 +63,8 @@ class Candidates(NamedTuple):
     tokens: np.ndarray  # (rows, k) int
 
 
-TopKFn = Callable[[np.ndarray, np.ndarray | None, int, int, StepConstraints], Candidates]
+# (last, beam_indices, step, k, banned) -> Candidates; banned: (rows, width) ids, -1 padded (decoding_constraints)
+TopKFn = Callable[[np.ndarray, np.ndarray | None, int, int, np.ndarray], Candidates]
 
 
 def length_normalizer(length, alpha: float, kind: str = "gnmt"):
@@ -102,31 +88,26 @@ def beam_search(step_fn: StepFn | None, batch_size: int, settings: SearchSetting
 
     ``max_len`` (generated tokens, ``eos`` included) is an int or a ``(batch_size,)`` array;
     ``min_len`` (tokens before ``eos``), an int or array, replaces ``settings.min_len`` when given.
-    ``constraints`` are extra functions ``(tokens, log_probs, step) -> log_probs`` applied after the
-    built-in ones, on all ``rows`` (they need the full distribution: ``step_fn``, not ``topk_fn``).
-    Give ``step_fn`` (full log-probabilities) or ``topk_fn`` (per-row candidates, constraints applied).
+    ``constraints`` (``src/transformer/decoding_constraints.py``) are applied after the built-in ones, on
+    either path. Give ``step_fn`` (full log-probabilities: the banned ids are set to ``-inf`` here) or
+    ``topk_fn`` (per-row candidates: it gets the banned ids and must leave them out).
     """
     if (step_fn is None) == (topk_fn is None):
         raise ValueError("give exactly one of step_fn and topk_fn")
-    if topk_fn is not None and constraints:
-        raise ValueError("custom constraints need the full distribution: give step_fn, not topk_fn")
     beam_size = settings.beam_size
     max_len = _lengths(max_len, batch_size)
     min_len = settings.min_len if min_len is None else min_len
-    state = BeamBatch(batch_size, settings, max_len=int(max_len.max()))
+    state = BeamBatch(batch_size, settings, max_len=int(max_len.max()),
+                      constraints=(*CONSTRAINTS, *(constraints or ())))
     state.start(np.arange(batch_size), max_len, np.broadcast_to(np.asarray(min_len), (batch_size,)))
-    if step_fn is not None:
-        row_example = np.repeat(np.arange(batch_size), beam_size)  # (rows,): the example of each row
-        all_constraints = _builtin_constraints(settings, min_len, row_example)
-        all_constraints += list(constraints or [])
 
     for step in range(int(max_len.max())):  # every example is at this step
+        banned = state.banned()
         if topk_fn is not None:
-            cand = topk_fn(state.last, state.beam_indices, step, 2 * beam_size, state.rules())
+            cand = topk_fn(state.last, state.beam_indices, step, 2 * beam_size, banned)
         else:
             log_probs = np.asarray(step_fn(state.last, state.beam_indices, step), dtype=np.float64)  # (rows, vocab)
-            log_probs = apply_constraints(all_constraints, state.tokens[:, :step], log_probs, step)
-            cand = row_candidates(log_probs, 2 * beam_size)
+            cand = row_candidates(ban(log_probs, banned), 2 * beam_size)
         state.advance(cand)
         if state.done.all():
             break
@@ -138,27 +119,29 @@ RefillFn = Callable[[np.ndarray, np.ndarray], None]
 
 
 def stream_beam_search(topk_fn: TopKFn, count: int, settings: SearchSettings, *, batch_size: int, max_len,
-                       min_len=None, refill_fn: RefillFn | None = None,
+                       min_len=None, constraints: Sequence[Constraint] = (), refill_fn: RefillFn | None = None,
                        on_done: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """``beam_search`` of ``count`` examples through ``batch_size`` example slots, each example entering a
     slot as soon as one is free (its example stopped), so that the rows a step computes belong to examples
     still searching. Examples enter in order (0, 1, ...); each example's hypotheses are those of
     ``beam_search`` on it alone.
 
-    Slots are at different steps: ``topk_fn(last, beam_indices, positions, k, rules)`` gets ``positions``
+    Slots are at different steps: ``topk_fn(last, beam_indices, positions, k, banned)`` gets ``positions``
     (rows,) int, each row's step (the position of the token it decodes), instead of one step; a row of a
     slot that just received an example has ``bos`` as its last token and itself as its beam index (a row
     of an empty slot too, its candidates unused). ``refill_fn(slots, examples)`` is called before the step
     at which ``examples`` enter ``slots`` (both (n,) int arrays), for the caller to bring its per-example
     state there (memory, cache); ``on_done(example)`` is called as an example's search ends. ``max_len`` and
-    ``min_len`` (None: ``settings.min_len``): ints or ``(count,)`` arrays.
+    ``min_len`` (None: ``settings.min_len``): ints or ``(count,)`` arrays; ``constraints``: extra ones, as
+    in ``beam_search``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     beam_size = settings.beam_size
     max_len = _lengths(max_len, count)
     min_len = np.broadcast_to(np.asarray(settings.min_len if min_len is None else min_len), (count,))
-    state = BeamBatch(batch_size, settings, max_len=int(max_len.max(initial=1)))
+    state = BeamBatch(batch_size, settings, max_len=int(max_len.max(initial=1)),
+                      constraints=(*CONSTRAINTS, *constraints))
     results: list[list[Hypothesis]] = [[] for _ in range(count)]
     owner = np.full(batch_size, -1)  # (batch,): the example in each slot, -1 for none
     waiting = 0  # the next example to enter
@@ -172,7 +155,7 @@ def stream_beam_search(topk_fn: TopKFn, count: int, settings: SearchSettings, *,
             owner[free], waiting = examples, waiting + len(free)
         if state.done.all():
             return results
-        cand = topk_fn(state.last, state.beam_indices, state.row_steps(), 2 * beam_size, state.rules())
+        cand = topk_fn(state.last, state.beam_indices, state.row_steps(), 2 * beam_size, state.banned())
         for slot in state.advance(cand):
             example = int(owner[slot])
             results[example], owner[slot] = state.result(slot), -1
@@ -182,7 +165,7 @@ def stream_beam_search(topk_fn: TopKFn, count: int, settings: SearchSettings, *,
 
 class BeamBatch:
     """The search state of ``batch_size`` example slots of ``beam_size`` rows each (``row = slot * beam + k``),
-    each slot at its own step: ``start`` puts examples in slots, ``rules`` and ``advance`` make one step of
+    each slot at its own step: ``start`` puts examples in slots, ``banned`` and ``advance`` make one step of
     every slot (the rules of the module docstring), ``result`` reads a stopped example's hypotheses.
 
     A slot without a (searching) example is ``done``: its rows are dead (score -inf), their candidates
@@ -191,11 +174,12 @@ class BeamBatch:
     ``steps`` of its slot).
     """
 
-    def __init__(self, batch_size: int, settings: SearchSettings, *, max_len: int):
+    def __init__(self, batch_size: int, settings: SearchSettings, *, max_len: int,
+                 constraints: Sequence[Constraint] = CONSTRAINTS):
         beam_size = settings.beam_size
+        self.settings, self.constraints = settings, tuple(constraints)
         self.batch, self.beam, self.bos, self.eos = batch_size, beam_size, settings.bos, settings.eos
         self.n_best, self.alpha, self.kind = settings.n_best, settings.length_penalty, settings.length_penalty_type
-        self.ngram, self.forbid = settings.no_repeat_ngram_size, settings.forbid
         rows = batch_size * beam_size
         self.scores = np.full(rows, -np.inf)  # (rows,) summed log-probs, -inf for a dead row
         self.last = np.full(rows, self.eos, dtype=np.int64)  # (rows,)
@@ -228,28 +212,11 @@ class BeamBatch:
         """(rows,) the step of each row's slot: the position of the token it decodes next."""
         return np.repeat(self.steps, self.beam)
 
-    def rules(self) -> StepConstraints:
-        """What the next step must forbid (``StepConstraints``), per row."""
-        row_steps = self.row_steps()
-        eos_blocked = row_steps < np.repeat(self.min_len, self.beam)
-        return StepConstraints(self.forbid, self.eos, eos_blocked, self._banned_ngrams(row_steps))
-
-    def _banned_ngrams(self, row_steps):
-        """``repeated_ngram_tokens`` of every row, at its own step (None when no row has any)."""
-        if not self.ngram:
-            return None
-        parts = []
-        for step in np.unique(row_steps):
-            rows = np.flatnonzero(row_steps == step)
-            banned = repeated_ngram_tokens(self.tokens[rows, :step], self.ngram, int(step))
-            if banned is not None:
-                parts.append((rows, banned))
-        if not parts:
-            return None
-        merged = np.full((len(row_steps), max(b.shape[1] for _, b in parts)), -1, dtype=np.int64)
-        for rows, banned in parts:
-            merged[rows, :banned.shape[1]] = banned
-        return merged
+    def banned(self) -> np.ndarray:
+        """(rows, width) the token ids each row may not choose at its next step (-1 padded): every
+        constraint's (``decoding_constraints.banned_ids``), each row at its own step."""
+        view = StepView(self.tokens, self.row_steps(), np.repeat(self.min_len, self.beam))
+        return banned_ids(view, self.settings, self.constraints)
 
     def advance(self, cand: Candidates) -> np.ndarray:
         """One step of every searching slot from each row's candidates (rows, k); returns the slots whose
@@ -316,19 +283,6 @@ def _lengths(max_len, count: int) -> np.ndarray:
     if max_len.min(initial=1) < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len.min()}")
     return max_len
-
-
-def _builtin_constraints(settings: SearchSettings, min_len, row_example) -> list[Constraint]:
-    constraints = []
-    if len(settings.forbid):
-        constraints.append(forbid_tokens(settings.forbid))
-    min_len = np.asarray(min_len)
-    if np.any(min_len > 0):
-        per_row = min_len if min_len.ndim == 0 else min_len[row_example]  # (rows,) or scalar
-        constraints.append(min_length(per_row, settings.eos))
-    if settings.no_repeat_ngram_size > 0:
-        constraints.append(no_repeat_ngram(settings.no_repeat_ngram_size))
-    return constraints
 
 
 def row_candidates(log_probs: np.ndarray, k: int) -> Candidates:

@@ -1,71 +1,106 @@
-"""Decoding constraints: small pure NumPy functions that forbid tokens at one decoding step.
+"""Decoding constraints: the tokens each hypothesis may not choose at its next step, one small function each.
 
-Every constraint has the signature ``(tokens, log_probs, step) -> log_probs``:
+The one contract, for both decoding paths: a constraint is ``constraint(view, settings) -> banned``, where
 
-* ``tokens``: ``(rows, step)`` int array, the hypothesis of each row so far, without ``<s>``;
-* ``log_probs``: ``(rows, vocab)`` float array for the token about to be chosen at ``step``;
-* the result is a new array with ``-inf`` where a token is forbidden; the inputs are never modified.
+* ``view`` (``StepView``) is the search at one step: ``tokens`` (rows, T), each row's hypothesis so far in
+  its first ``steps[row]`` columns (without ``<s>``), ``steps`` (rows,) the step each row is at (a stream
+  search has rows at different steps) and ``min_len`` (rows,) the minimum length of each row's example;
+* ``settings`` is the search's ``SearchSettings``;
+* ``banned`` is a ``(rows, width)`` int array of token ids the row may not choose, padded with -1, or None
+  when the constraint bans nothing at this step.
 
-The factories below return such functions; ``apply_constraints`` runs a list of them in order, so
-the search loop never has to know what a constraint does::
+``banned_ids`` gathers the constraints of ``CONSTRAINTS`` (and any extra ones) into one such array; the
+device path writes ``-inf`` at those ids before its top-k (``src/transformer/generator.py``), the host
+path in the full distribution (``ban``). A new constraint is one function here and one line in
+``CONSTRAINTS`` (its setting, if any, a ``SearchSettings`` field)::
 
-    >>> lp = np.zeros((1, 3))
-    >>> apply_constraints([forbid_tokens([0]), min_length(2, eos=2)], np.zeros((1, 1), int), lp, 1)
-    array([[-inf,   0., -inf]])
+    >>> from src.transformer.search_settings import SearchSettings
+    >>> view = StepView(np.array([[5, 6, 5]]), np.array([3]), np.array([4]))
+    >>> banned_ids(view, SearchSettings(no_repeat_ngram_size=2, forbid=(0,), eos=2)).tolist()
+    [[0, 2, 6, -1, -1, -1, -1, -1]]
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-Constraint = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+if TYPE_CHECKING:
+    from src.transformer.search_settings import SearchSettings
 
 
-def forbid_tokens(ids: Iterable[int]) -> Constraint:
-    """Never choose any of ``ids`` (e.g. ``<pad>``, ``<unk>``, ``<mask>``, ``<s>``)."""
-    ids = np.asarray(sorted(set(ids)), dtype=np.int64)
+class StepView(NamedTuple):
+    """What a constraint sees of the search at one step (see the module docstring)."""
 
-    def constraint(tokens, log_probs, step):
-        out = log_probs.copy()
-        out[:, ids] = -np.inf
-        return out
-
-    return constraint
+    tokens: np.ndarray  # (rows, T) int: row r's hypothesis in its first steps[r] columns
+    steps: np.ndarray  # (rows,) int: the step of each row (the position of the token it chooses)
+    min_len: np.ndarray  # (rows,) int: the minimum length (tokens before eos) of each row's example
 
 
-def min_length(n, eos: int) -> Constraint:
-    """Forbid ``eos`` until the hypothesis holds ``n`` tokens (``eos`` excluded).
+Constraint = Callable[[StepView, "SearchSettings"], "np.ndarray | None"]
 
-    ``n`` is an int or a ``(rows,)`` array, one minimum per row.
+
+def never_generated(view: StepView, settings: SearchSettings) -> np.ndarray | None:
+    """``settings.forbid`` (``<pad>``, ``<mask>``: the dictionary's ``NEVER_GENERATED``) for every row."""
+    if not settings.forbid:
+        return None
+    return np.broadcast_to(np.asarray(settings.forbid, dtype=np.int64), (len(view.steps), len(settings.forbid)))
+
+
+def eos_before_min_len(view: StepView, settings: SearchSettings) -> np.ndarray:
+    """``eos`` for the rows whose hypothesis is shorter than its example's minimum length. Always one
+    column (-1 where ``eos`` is allowed), so that the banned ids keep one width from step to step."""
+    return np.where(view.steps < view.min_len, settings.eos, -1).astype(np.int64).reshape(-1, 1)
+
+
+def repeated_ngrams(view: StepView, settings: SearchSettings) -> np.ndarray | None:
+    """The tokens that would repeat an n-gram (``settings.no_repeat_ngram_size``) of the row's hypothesis:
+    with tokens ``[5, 6, 7, 5]`` and n = 2 the bigram ``(5, 6)`` exists, so ``6`` is banned next; with
+    n = 1 every token already used is."""
+    n = settings.no_repeat_ngram_size
+    if not n:
+        return None
+    parts = []
+    for step in np.unique(view.steps):
+        rows = np.flatnonzero(view.steps == step)
+        banned = repeated_ngram_tokens(view.tokens[rows, :step], n, int(step))
+        if banned is not None:
+            parts.append((rows, banned))
+    if not parts:
+        return None
+    merged = np.full((len(view.steps), max(b.shape[1] for _, b in parts)), -1, dtype=np.int64)
+    for rows, banned in parts:
+        merged[rows, :banned.shape[1]] = banned
+    return merged
+
+
+# the constraints every search applies, in order (their settings in SearchSettings)
+CONSTRAINTS: tuple[Constraint, ...] = (never_generated, eos_before_min_len, repeated_ngrams)
+
+
+def banned_ids(view: StepView, settings: SearchSettings, constraints: Sequence[Constraint] = CONSTRAINTS) -> np.ndarray:
+    """``(rows, width)`` every token id the ``constraints`` ban, padded with -1; ``width`` a multiple of 4 (at
+    least 4), so that a compiled consumer sees few shapes."""
+    rows = len(view.steps)
+    columns = [banned for banned in (constraint(view, settings) for constraint in constraints) if banned is not None]
+    banned = np.concatenate(columns, axis=1) if columns else np.zeros((rows, 0), dtype=np.int64)
+    width = max(-(-banned.shape[1] // 4) * 4, 4)
+    return np.pad(banned, ((0, 0), (0, width - banned.shape[1])), constant_values=-1)
+
+
+def ban(log_probs: np.ndarray, banned: np.ndarray) -> np.ndarray:
+    """``log_probs`` (rows, vocab) with ``-inf`` at the ``banned`` ids (rows, width; -1: none), as a new array.
+
+    >>> ban(np.zeros((2, 3)), np.array([[0, -1], [2, 1]])).tolist()
+    [[-inf, 0.0, 0.0], [0.0, -inf, -inf]]
     """
-    n = np.asarray(n)
-
-    def constraint(tokens, log_probs, step):
-        out = log_probs.copy()
-        out[:, eos] = np.where(step < n, -np.inf, out[:, eos])
-        return out
-
-    return constraint
-
-
-def force_eos_at(max_len, eos: int) -> Constraint:
-    """At the last step of a ``max_len``-token hypothesis (``eos`` included) allow only ``eos``.
-
-    ``max_len`` is an int or a ``(rows,)`` array. Without this constraint, beam search ends a
-    hypothesis at ``max_len`` tokens without ``eos``.
-    """
-    max_len = np.asarray(max_len)
-
-    def constraint(tokens, log_probs, step):
-        last = np.broadcast_to(step + 1 >= max_len, (log_probs.shape[0],))  # (rows,)
-        out = log_probs.copy()
-        keep_eos = out[last, eos]
-        out[last] = -np.inf
-        out[last, eos] = keep_eos
-        return out
-
-    return constraint
+    out = np.array(log_probs, copy=True)
+    rows, columns = np.nonzero(banned >= 0)
+    out[rows, banned[rows, columns]] = -np.inf
+    return out
 
 
 def _ngram_completions(tokens: np.ndarray, n: int, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +115,10 @@ def _ngram_completions(tokens: np.ndarray, n: int, step: int) -> tuple[np.ndarra
 
 
 def repeated_ngram_tokens(tokens: np.ndarray, n: int, step: int) -> np.ndarray | None:
-    """``(rows, width)`` the tokens that would complete an ``n``-gram already in each row's hypothesis,
-    padded with -1 (width a multiple of 4, so that a compiled consumer sees few shapes); None when no
-    row has any."""
+    """``(rows, width)`` the tokens that would complete an ``n``-gram already in each row's hypothesis
+    ``tokens`` (rows, step), padded with -1 (width a multiple of 4); None when no row has any."""
+    if n < 1:
+        raise ValueError(f"no_repeat_ngram_size must be >= 1 here, got {n}")
     rows, ids = _ngram_completions(tokens, n, step)
     if not len(rows):
         return None
@@ -92,29 +128,3 @@ def repeated_ngram_tokens(tokens: np.ndarray, n: int, step: int) -> np.ndarray |
     slot = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[rows]  # rank inside its row
     banned[rows, slot] = ids
     return banned
-
-
-def no_repeat_ngram(n: int) -> Constraint:
-    """Forbid a token that would complete an ``n``-gram already present in the hypothesis.
-
-    With tokens ``[5, 6, 7, 5]`` and ``n = 2`` the bigram ``(5, 6)`` exists, so ``6`` is forbidden
-    next; with ``n = 1`` every token already used is forbidden.
-    """
-    if n < 1:
-        raise ValueError(f"no_repeat_ngram needs n >= 1, got {n}")
-
-    def constraint(tokens, log_probs, step):
-        out = log_probs.copy()
-        rows, ids = _ngram_completions(tokens, n, step)
-        out[rows, ids] = -np.inf
-        return out
-
-    return constraint
-
-
-def apply_constraints(constraints: Sequence[Constraint], tokens: np.ndarray, log_probs: np.ndarray,
-                      step: int) -> np.ndarray:
-    """Apply ``constraints`` in order; returns a new array (``log_probs`` itself when the list is empty)."""
-    for constraint in constraints:
-        log_probs = constraint(tokens, log_probs, step)
-    return log_probs

@@ -27,7 +27,6 @@ from src.transformer import cpu_kernels
 from src.transformer.beam_search import (
     Candidates,
     Hypothesis,
-    StepConstraints,
     beam_search,
     slot_rows,
     stream_beam_search,
@@ -47,12 +46,13 @@ _REFILL_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHIFT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def generate(model, src_ids: np.ndarray, settings: SearchSettings, *,
+def generate(model, src_ids: np.ndarray, settings: SearchSettings, *, constraints=(),
              device_topk: bool = True) -> list[list[Hypothesis]]:
     """Decode a batch of sources ``src_ids`` (batch, src_len), padded with ``<pad>`` = 0, as ``settings`` say.
 
     Each example gets at most ``int(max_len_a * src_len + max_len_b)`` tokens (``src_len``: its
     non-pad tokens), capped by the position table. The model must be in eval mode (``set_train(False)``).
+    ``constraints``: extra ``decoding_constraints`` functions, applied after the built-in ones.
     ``device_topk=False`` copies every step's whole ``(rows, vocab)`` distribution to the host instead
     (the reference the device path is tested and benchmarked against).
     """
@@ -72,7 +72,7 @@ def generate(model, src_ids: np.ndarray, settings: SearchSettings, *,
     pointer_cache = None  # the device path's cache (PointerCache), made at its first step
     memory = memory_mask = memory_bias = weights = decode_step = None  # made at the first step, as needed
 
-    def topk_fn(last_tokens, beam_indices, step, k, rules: StepConstraints):
+    def topk_fn(last_tokens, beam_indices, step, k, banned):
         nonlocal pointer_cache, memory_bias, weights, decode_step
         if pointer_cache is None:  # one graph: the encoder, the memory bias, every layer's memory keys, weights
             memory_bias, cross, weights = _encode_function(model, beam_size)(src)  # per example and layer
@@ -83,7 +83,7 @@ def generate(model, src_ids: np.ndarray, settings: SearchSettings, *,
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
         values, ids, recent = decode_step(tokens, positions, memory_bias, *pointer_cache.advance(beam_indices, step),
-                                          *banned_scatter(banned_tokens(rows, rules)), weights)
+                                          *banned_scatter(banned), weights)
         if recent is not None:  # else the step wrote the window in place
             pointer_cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
@@ -104,10 +104,11 @@ def generate(model, src_ids: np.ndarray, settings: SearchSettings, *,
         return log_probs.asnumpy()  # (rows, vocab)
 
     search = {"topk_fn": topk_fn} if device_topk else {"step_fn": step_fn}
-    return beam_search(search.get("step_fn"), batch, settings, max_len=max_len, topk_fn=search.get("topk_fn"))
+    return beam_search(search.get("step_fn"), batch, settings, max_len=max_len, constraints=constraints,
+                       topk_fn=search.get("topk_fn"))
 
 
-def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int,
+def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int, constraints=(),
                     on_done=None) -> list[list[Hypothesis]]:
     """``generate`` of every source in ``sources`` (1-D id arrays, unpadded), through ``batch_size`` example
     slots: an example enters a slot as soon as the slot's example stops (``stream_beam_search``), so a
@@ -139,18 +140,18 @@ def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int
         feed.refill(slots, examples)
         cache.clear(slots)
 
-    def topk_fn(last_tokens, beam_indices, positions, k, rules: StepConstraints):
+    def topk_fn(last_tokens, beam_indices, positions, k, banned):
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         old, recent, at, ancestors_old, ancestors_recent = cache.advance(beam_indices)
         values, ids, recent = decode_step(tokens, Tensor(positions.reshape(rows, 1).astype(np.int32)), feed.bias,
                                           old, recent, feed.cross, at, ancestors_old, ancestors_recent,
-                                          *banned_scatter(banned_tokens(rows, rules)), feed.weights)
+                                          *banned_scatter(banned), feed.weights)
         if recent is not None:  # else the step wrote the window in place
             cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
     return stream_beam_search(topk_fn, len(sources), settings, batch_size=batch_size, max_len=max_len,
-                              refill_fn=refill, on_done=on_done)
+                              constraints=constraints, refill_fn=refill, on_done=on_done)
 
 
 def past_length(max_len: int, width: int = CACHE_LENGTH_MULTIPLE) -> int:
@@ -308,28 +309,11 @@ def empty_window(model, batch: int, beam: int, width: int) -> tuple:
     return windows[batch, beam, width]
 
 
-def banned_tokens(rows: int, rules: StepConstraints) -> np.ndarray:
-    """``(rows, width)`` the tokens each row may not choose at this step: the forbidden ids, ``eos``
-    where the minimum length is not reached, the tokens that would repeat an n-gram; padded with -1,
-    ``width`` a multiple of 4 (at least 4), so that the compiled step sees few shapes.
-
-    >>> banned_tokens(2, StepConstraints((0, 4), 2, np.array([True, False]), None)).tolist()
-    [[0, 4, 2, -1], [0, 4, -1, -1]]
-    """
-    columns = [np.broadcast_to(np.asarray(rules.forbid, dtype=np.int64), (rows, len(rules.forbid))),
-               np.where(np.asarray(rules.eos_blocked, dtype=bool), rules.eos, -1).reshape(rows, 1)]
-    if rules.banned is not None:
-        columns.append(rules.banned)
-    banned = np.concatenate(columns, axis=1)
-    width = max(round_up(banned.shape[1], 4), 4)
-    return np.pad(banned, ((0, 0), (0, width - banned.shape[1])), constant_values=-1)
-
-
 def banned_scatter(banned: np.ndarray) -> list:
     """``[index, on]`` for the device: where to write ``-inf`` (``on``) in each row, from the
-    ``(rows, width)`` banned tokens padded with -1. A pad repeats its row's first banned token (or
-    points at token 0 with ``on`` False, rewriting its own value), so that duplicate indices of a row
-    always carry the same update."""
+    ``(rows, width)`` banned ids padded with -1 (``decoding_constraints.banned_ids``). A pad repeats its
+    row's first banned token (or points at token 0 with ``on`` False, rewriting its own value), so that
+    duplicate indices of a row always carry the same update."""
     has = (banned >= 0).any(axis=1, keepdims=True)  # (rows, 1)
     first = np.where(has, banned.max(axis=1, keepdims=True), 0)  # (rows, 1): a banned token of the row
     index = np.where(banned >= 0, banned, first)  # (rows, width)
@@ -385,8 +369,8 @@ _TOPK_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _topk_step_function(model, beam: int, k: int, block: int):
     """The jit-compiled beam-search step of ``model`` over a pointer cache (``MassTransformer.beam_step``)
-    that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of
-    ``banned_tokens``), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
+    that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of the search's
+    banned ids), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
     step wrote it in place (the fused CPU attention, ``cpu_kernels.step_kernels``: the caller keeps its
     window); built once per (model, beam, k, block, kernel). The old part and the cross-attention keys are
     inputs only: never copied."""
