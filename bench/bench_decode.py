@@ -14,7 +14,7 @@ keeps its best (the machine's noise hits every row alike):
                   (max 64 tokens)
   cached, 64      the same, forced to 64 tokens (min_len 64): equal work in tokens to the uncached row
   ..., host       the same, but every step's (rows, vocab) distribution goes to the host (the path before
-                  the device top-k: generate(device_topk=False))
+                  the device top-k: reference_decoding.reference_generate)
   HF generate     the peer a user would pick instead: Hugging Face transformers generate() with a randomly
                   initialised BartForConditionalGeneration of the same shape (d 256, 3+3 layers, 4 heads,
                   FFN 1024, vocab 10,000, dropout 0, eval, torch.inference_mode, 2 threads), the same source
@@ -126,6 +126,7 @@ def main(argv=None):
 
     from config.config import MassConfig
     from src.transformer.generator import generate
+    from src.transformer.reference_decoding import reference_generate
     from src.transformer.search_settings import SearchSettings
     from src.transformer.transformer import MassTransformer
     from src.utils.device import setup_device
@@ -141,14 +142,14 @@ def main(argv=None):
     print(f"{len(lines)} sentences from {source}, batch {args.batch_size}, beam {BEAM}, vocab {VOCAB} (hashed), "
           f"{args.config}, {args.device_target}")
 
-    def cached(min_len, device_topk=True):
+    def cached(min_len, decode=generate):
         def run(batch):
             settings = SearchSettings(beam_size=BEAM, max_len_a=0.0, max_len_b=STEPS, min_len=min_len)
-            return generate(model, batch, settings, device_topk=device_topk)
+            return decode(model, batch, settings)
         return run
 
     runs = {"cached (early exit)": cached(0), "cached, 64 steps": cached(STEPS),
-            "cached, 64 steps, whole distribution to the host": cached(STEPS, device_topk=False)}
+            "cached, 64 steps, whole distribution to the host": cached(STEPS, reference_generate)}
     if not args.skip_uncached:
         step = uncached_decoder(model)
         runs["uncached, 64 steps (ModelZoo-style)"] = lambda batch: uncached_beam_search(model, step, batch)

@@ -13,6 +13,7 @@ from src.transformer.beam_search import (
     row_candidates,
     stream_beam_search,
 )
+from src.transformer.decode_cache import PointerCache
 from src.transformer.decoding_constraints import (
     CONSTRAINTS,
     StepView,
@@ -23,13 +24,9 @@ from src.transformer.decoding_constraints import (
     repeated_ngram_tokens,
     repeated_ngrams,
 )
-from src.transformer.generator import (
-    PointerCache,
-    banned_scatter,
-    blocked_topk,
-    generate,
-    generate_stream,
-)
+from src.transformer.device_step import banned_scatter, blocked_topk
+from src.transformer.generator import generate, generate_stream
+from src.transformer.reference_decoding import reference_generate
 from src.transformer.search_settings import SearchSettings as Settings
 from src.transformer.transformer import MassTransformer
 
@@ -340,12 +337,12 @@ def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
 def test_generate_past_cache_windows_equals_the_reordered_cache(eval_model):
     """A decode of 36 tokens fills the pointer cache's recent window twice (CACHE_LENGTH_MULTIPLE 16):
     at step 16 it becomes the old part, at step 32 it joins it; beams reorder all along. The hypotheses
-    and scores stay those of the classic cache, gathered by beam every step (``device_topk=False``; that
+    and scores stay those of the classic cache, gathered by beam every step (``reference_generate``; that
     cache equals a full recomputation: test_transformer)."""
     src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
     settings = Settings(beam_size=3, max_len_a=0.0, max_len_b=36, min_len=34, length_penalty=1.0, n_best=2)
     got = generate(eval_model, src, settings)
-    expected = generate(eval_model, src, settings, device_topk=False)
+    expected = reference_generate(eval_model, src, settings)
     for hyps_got, hyps_expected in zip(got, expected, strict=True):
         assert min(len(h.tokens) for h in hyps_got) >= 35  # the search went past step 32
         assert_same(hyps_got, hyps_expected, atol=1e-4)
@@ -420,7 +417,7 @@ def test_device_top_k_equals_the_full_distribution_on_the_host(eval_model, no_re
     settings = Settings(beam_size=3, max_len_a=0.0, max_len_b=7, min_len=3, length_penalty=1.0,
                         no_repeat_ngram_size=no_repeat, n_best=2)
     device = generate(eval_model, src, settings)
-    host = generate(eval_model, src, settings, device_topk=False)
+    host = reference_generate(eval_model, src, settings)
     for got, expected in zip(device, host, strict=True):
         assert [h.tokens for h in got] == [h.tokens for h in expected]
         np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], rtol=1e-6)
@@ -457,7 +454,7 @@ def test_an_extra_constraint_reaches_every_decoding_path(eval_model):
         return np.full((len(view.steps), 1), token)
 
     runs = [generate(eval_model, src, settings, constraints=[no_token]),
-            generate(eval_model, src, settings, constraints=[no_token], device_topk=False),
+            reference_generate(eval_model, src, settings, constraints=[no_token]),
             generate_stream(eval_model, sources, settings, batch_size=2, constraints=[no_token])]
     tokens = [[[h.tokens for h in hyps] for hyps in run] for run in runs]
     assert tokens[0] == tokens[1] == tokens[2]
