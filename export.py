@@ -57,7 +57,7 @@ def load_config(args, weights: dict, state: dict) -> MassConfig:
         raise UserError(f"{args.ckpt_file}: no {EMBEDDING_TABLE} entry: not MASS model weights")
     rows = weights[EMBEDDING_TABLE].shape[0]
     if cfg.model_config.vocab_size is None:
-        cfg = cfg.override([f"--model_config.vocab_size={rows}"])
+        cfg = cfg.replace("model_config", vocab_size=int(rows))
     return cfg
 
 

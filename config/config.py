@@ -327,6 +327,22 @@ class MassConfig:
             data[section][key] = value
         return MassConfig.from_dict(data, source="command line")
 
+    def replace(self, section: str, **values) -> MassConfig:
+        """A new config with ``values`` set in ``section`` (typed Python values, validated like a file:
+        ``cfg.replace("model_config", vocab_size=10000)``); an unknown section or key is a UserError.
+
+        >>> MassConfig().replace("learn_rate_config", lr=1e-3).learn_rate_config.lr
+        0.001
+        """
+        data = self.to_dict()
+        if section not in data:
+            raise UserError(f"unknown config section '{section}'")
+        unknown = sorted(set(values) - set(data[section]))
+        if unknown:
+            raise UserError(f"unknown config key(s) {', '.join(f'{section}.{k}' for k in unknown)}")
+        data[section].update({key: _to_plain(value) for key, value in values.items()})
+        return MassConfig.from_dict(data, source="the program")
+
     # output -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return _to_plain(self)
@@ -351,7 +367,7 @@ def with_vocab_size(cfg: MassConfig, vocab_size: int, source: str) -> MassConfig
     is set to something else (``source`` says where ``vocab_size`` came from)."""
     configured = cfg.model_config.vocab_size
     if configured is None:
-        return cfg.override([f"--model_config.vocab_size={vocab_size}"])
+        return cfg.replace("model_config", vocab_size=vocab_size)
     if configured != vocab_size:
         raise UserError(f"model_config.vocab_size is {configured} but {source} has {vocab_size} symbols")
     return cfg

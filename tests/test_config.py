@@ -145,6 +145,23 @@ def test_static_shape_limit_counts_the_padded_width_pairs():
     assert dataclasses.replace(data, max_static_shapes=3, dynamic_shapes=True).static_shape_limit() == 0
 
 
+def test_replace_sets_typed_values_validated_like_a_file():
+    cfg = MassConfig()
+    new = cfg.replace("dataset_config", bucket_boundaries=(8, 16), lowercase=True)
+    assert new.dataset_config.bucket_boundaries == (8, 16) and new.dataset_config.lowercase is True
+    assert cfg.dataset_config.lowercase is None                           # the original is unchanged
+    assert new.to_dict() == cfg.override(["--dataset_config.bucket_boundaries=[8,16]",
+                                          "--dataset_config.lowercase=true"]).to_dict()
+    with pytest.raises(UserError, match=r"model_config\.vocab_sizes"):
+        cfg.replace("model_config", vocab_sizes=5)
+    with pytest.raises(UserError, match="unknown config section"):
+        cfg.replace("model", vocab_size=5)
+    with pytest.raises(UserError, match=r"dataset_config\.batch_size"):
+        cfg.replace("dataset_config", batch_size=0)                     # validated
+    with pytest.raises(UserError, match="batch_size"):
+        cfg.replace("dataset_config", batch_size="8")                   # typed: no string parsing
+
+
 def test_override_parses_json_values():
     base = MassConfig()
     cfg = base.override([

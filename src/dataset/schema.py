@@ -40,6 +40,8 @@ DEC_IN_IDS = "dec_in_ids"
 DEC_POSITIONS = "dec_positions"
 TGT_IDS = "tgt_ids"
 BATCH_COLUMNS = (SRC_IDS, DEC_IN_IDS, DEC_POSITIONS, TGT_IDS)
+# a batch tuple's column positions, in BATCH_COLUMNS order (batch[SRC] is its source ids)
+SRC, DEC_IN, DEC_POS, TGT = range(len(BATCH_COLUMNS))
 
 # ModelZoo's fixed-length, statically masked 6-column layout (news_crawl.py --static_mask)
 MZ_SRC = "src"

@@ -50,7 +50,6 @@ def check_same_model(cfg, stored: dict, source, given: str):
     """``cfg``, checked against the ``stored`` config of the checkpoint ``source``: the keys that shape the
     weights (config.config.WEIGHT_KEYS) must be equal, a UserError naming both values otherwise; a null
     vocab_size or vocab_sha256 takes the checkpoint's value (so the vocabulary checks still apply)."""
-    import json
 
     from config.config import WEIGHT_KEYS, model_differences
 
@@ -61,9 +60,9 @@ def check_same_model(cfg, stored: dict, source, given: str):
         raise UserError(f"{given}: the model does not match the weights of {source}: {'; '.join(differences)} "
                         f"(at evaluation only decode_config, dataset_config and model_config.{{{', '.join(free)}}} "
                         "may differ from the checkpoint's config)")
-    fill = [f"--model_config.{key}={json.dumps(model[key])}" for key in ("vocab_size", "vocab_sha256")
-            if getattr(cfg.model_config, key) is None and model.get(key) is not None]
-    return cfg.override(fill) if fill else cfg
+    fill = {key: model[key] for key in ("vocab_size", "vocab_sha256")
+            if getattr(cfg.model_config, key) is None and model.get(key) is not None}
+    return cfg.replace("model_config", **fill) if fill else cfg
 
 
 def training_normalization(cfg, lowercase: bool = False, hash_digits: bool = False) -> tuple[bool, bool]:

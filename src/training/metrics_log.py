@@ -26,7 +26,8 @@ class MetricsWriter:
             raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
 
 
-PHASES = ("pretrain", "finetune")  # the order train.py runs them in
+PRETRAIN, FINETUNE = "pretrain", "finetune"  # the phase names (checkpoint names, metrics records, run state)
+PHASES = (PRETRAIN, FINETUNE)  # the order train.py runs them in
 
 
 def drop_after(path, phase: str, step: int) -> int:

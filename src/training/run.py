@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from config.config import MassConfig, with_vocab_size
+from src.training.metrics_log import FINETUNE, PHASES, PRETRAIN
 from src.utils.cli import LOG_FORMAT
 from src.utils.errors import UserError
 
@@ -44,7 +45,7 @@ def load_config(config_path, overrides=()) -> MassConfig:
                            "the training data")
     cfg = with_vocab_size(cfg, size, "the vocabulary the datasets were built with")
     if digest:
-        cfg = cfg.override([f"--model_config.vocab_sha256={digest}"])
+        cfg = cfg.replace("model_config", vocab_sha256=digest)
     return with_text_options(cfg, train)
 
 
@@ -63,9 +64,8 @@ def with_text_options(cfg, datasets):
     if not known:
         return cfg
     entry = next(iter(known.values()))
-    return cfg.override([f"--dataset_config.tokenizer={entry['tokenizer']}",
-                         f"--dataset_config.lowercase={str(entry['lowercase']).lower()}",
-                         f"--dataset_config.hash_digits={str(entry['hash_digits']).lower()}"])
+    return cfg.replace("dataset_config", tokenizer=entry["tokenizer"], lowercase=entry["lowercase"],
+                       hash_digits=entry["hash_digits"])
 
 
 def check_start_vocabulary(path, state: dict | None, cfg):
@@ -162,11 +162,11 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
                   MetricsWriter(run_dir / "metrics.jsonl", enabled=rank == 0), max_steps,
                   resume_point=(resumed[1]["phase"], int(resumed[1]["step"])) if resumed else None)
         _install_stop_handler(run)
-        for phase, dataset in (("pretrain", cfg.dataset_config.pre_train_dataset),
-                               ("finetune", cfg.dataset_config.fine_tune_dataset)):
+        for phase, dataset in zip(PHASES, (cfg.dataset_config.pre_train_dataset,
+                                           cfg.dataset_config.fine_tune_dataset), strict=True):
             if not dataset:
                 continue
-            if resumed and resumed[1].get("phase") == "finetune" and phase == "pretrain":
+            if resumed and resumed[1].get("phase") == FINETUNE and phase == PRETRAIN:
                 continue  # the run was already fine-tuning: pre-training is done
             train_phase(run, phase, dataset, resumed if resumed and resumed[1].get("phase") == phase else None)
             if run.stop_requested:
@@ -217,7 +217,7 @@ def _resume_state(spec, ckpt_dir, cfg):
 
     if spec == "auto":
         prefix = cfg.checkpoint_options.ckpt_prefix
-        found = sorted((p.stat().st_mtime, p) for phase in ("pretrain", "finetune")
+        found = sorted((p.stat().st_mtime, p) for phase in PHASES
                        for p in step_checkpoints(ckpt_dir, f"{prefix}_{phase}"))
         if not found:
             logger.info("--resume auto: no checkpoint in %s, starting fresh", ckpt_dir)

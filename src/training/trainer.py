@@ -402,6 +402,6 @@ class _Window:
         self.last_loss = float(loss)
         self.loss += self.last_loss
         self.overflows += int(not bool(finite))
-        self.src_tokens += int(np.count_nonzero(batch[0]))
-        self.tgt_tokens += int(np.count_nonzero(batch[3]))
+        self.src_tokens += int(np.count_nonzero(batch[schema.SRC]))
+        self.tgt_tokens += int(np.count_nonzero(batch[schema.TGT]))
         self.last = (float(scale), float(norm))
