@@ -6,6 +6,7 @@ import math
 import mindspore as ms
 import numpy as np
 
+from src.dataset import schema
 from src.dataset.batching import fixed_shape_batches
 from src.text.dictionary import PAD_ID
 from src.transformer.loss import label_smoothed_nll
@@ -114,7 +115,7 @@ def corpus_perplexity(network, batches, continues: np.ndarray, nll_fn=None) -> P
     def counted(items):
         nonlocal words
         for batch in items:
-            words += count_words(batch[3], continues)
+            words += count_words(batch[schema.TGT], continues)
             yield batch
 
     total, count = corpus_nll(network, counted(batches), nll_fn)
