@@ -230,6 +230,27 @@ def test_generator_on_raw_strings(setup):
     assert len(out) == 3 and all(isinstance(s, str) for s in out)
 
 
+def test_the_readme_constraint_example_bans_its_words(setup):
+    """README's "Extending the decoder": a constraint passed to one call keeps its tokens out of every
+    hypothesis (n-best included) and changes nothing else's rules."""
+    from src.transformer.generator import generate
+
+    d, ckpt, _, _ = setup
+    gen = MassGenerator.from_files(ckpt, d / "vocab.txt", mode="pynative")
+    settings = gen.search_settings(beam_size=3, n_best=3, max_len_b=8)
+    src_ids = gen.encode("the cat sat on the mat")[None, :]
+    (plain,) = generate(gen.model, src_ids, settings)
+    used = [t for h in plain for t in h.tokens if t > 4]
+    assert used, "the model generates no ordinary token: the test could not see a ban"
+    banned = sorted(set(used))[:2]
+
+    def no_words(view, settings):
+        return np.tile(banned, (len(view.steps), 1))
+
+    (hyps,) = generate(gen.model, src_ids, settings, constraints=[no_words])
+    assert hyps and not any(t in banned for h in hyps for t in h.tokens)
+
+
 def test_missing_checkpoint_is_a_clean_error(setup, capsys):
     d, _, _, _ = setup
     assert run_cli(eval_script.main, ["--checkpoint", str(d / "nope.ckpt"), "--vocab", str(d / "vocab.txt")]) == 2

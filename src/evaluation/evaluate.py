@@ -275,7 +275,7 @@ def read_references(path, from_bpe: bool, detokenized=True) -> list[str]:
 
 
 def decode_all(gen, sources, detokenized=True) -> list[str]:
-    """Best hypothesis text per source, in source order (``Generator.hypotheses_stream``: every decoder step
+    """Best hypothesis text per source, in source order (``decode_score.decode_texts``: every decoder step
     works on ``batch_size`` examples still searching)."""
     start, every = time.time(), max(1, len(sources) // 20)
     done = 0
@@ -286,13 +286,15 @@ def decode_all(gen, sources, detokenized=True) -> list[str]:
         if done % every == 0 or done == len(sources):
             logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
 
-    texts = [gen.ids_to_text(nbest[0].tokens, detokenized) if nbest else None
-             for nbest in gen.hypotheses_stream(sources, progress)]
-    lost = texts.count(None)
+    from src.evaluation.decode_score import decode_texts
+
+    texts, lost = decode_texts(gen.model, sources, gen.search_settings(),
+                               batch_size=gen.config.dataset_config.batch_size,
+                               to_text=lambda tokens: gen.ids_to_text(tokens, detokenized), on_done=progress)
     if lost:  # every candidate's score was NaN or -inf: a model that produces garbage
         logger.warning("%d source(s) got no hypothesis at all (the model's scores are not finite numbers): their "
                        "hypotheses are empty", lost)
-    return ["" if text is None else text for text in texts]
+    return texts
 
 
 def evaluate_generation(gen, args, test_dataset, manifest) -> dict:
@@ -316,25 +318,17 @@ def evaluate_generation(gen, args, test_dataset, manifest) -> dict:
     output = Path(args.output)
     with atomic_open(output) as handle:
         handle.writelines(h + "\n" for h in hypotheses)
-    scores = scorer.score(hypotheses, references)
+    from src.evaluation.decode_score import score_texts
+
+    source_words = [gen.vocab.decode(ids, strip_bpe=True) for ids in sources]
+    result = score_texts(scorer, hypotheses, references, source_words)
     return {"hypotheses": str(output), "references": str(ref_path), "references_de_bpe": from_bpe,
             "hypotheses_detokenized": detokenized,
             "hypotheses_sha256": hashlib.sha256(output.read_bytes()).hexdigest(),
             "pairs": len(hypotheses), "sources_cut": cut_count, "source_max_len": source_cap(gen.config),
             "decode": gen.search_settings().options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
-            scorer.report_key: scores, "copy": copy_report(gen, sources, hypotheses, references)}
-
-
-def copy_report(gen, sources, hypotheses, references) -> dict:
-    """Copy rates (share of words found in the source, src/evaluation/copy_rate.py) and average lengths of the
-    hypotheses and the references; the source words are the model's input tokens, BPE removed."""
-    from src.evaluation.copy_rate import copy_rate, mean_words
-
-    source_words = [gen.vocab.decode(ids, strip_bpe=True) for ids in sources]
-    return {"hypothesis_copy_rate": copy_rate(hypotheses, source_words),
-            "reference_copy_rate": copy_rate(references, source_words),
-            "hypothesis_words": mean_words(hypotheses), "reference_words": mean_words(references)}
+            scorer.report_key: result["scores"], "copy": result["copy"]}
 
 
 # ---- perplexity -------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from src.evaluation.copy_rate import copy_rate, mean_words
+from src.evaluation.decode_score import decode_texts, score_texts
 from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -85,22 +85,19 @@ class GenerationValidator:
         ``valid_<metric>`` (the criterion), ``valid_<figure>`` for each of the scorer's figures,
         ``valid_<metric>_pairs``, copy rates, mean lengths in words and the decoding time.
         ``decode_overrides`` (named like ``SearchSettings`` fields) replace the run's decode settings."""
-        from src.transformer.generator import generate_stream
-
         was_training = network.training
         network.set_train(False)
         start = time.perf_counter()
         try:
-            nbests = generate_stream(network, self.sources, self.settings.replace(**decode_overrides),
-                                     batch_size=self.batch_size)
-            hypotheses = [self.words(nbest[0].tokens) if nbest else "" for nbest in nbests]  # none: scores not finite
+            hypotheses, _ = decode_texts(network, self.sources, self.settings.replace(**decode_overrides),
+                                         batch_size=self.batch_size, to_text=self.words)
         finally:
             network.set_train(was_training)
-        name, scores = self.scorer.name, self.scorer.score(hypotheses, self.references)
-        return {f"valid_{name}": float(self.scorer.criterion(scores)),
-                **{f"valid_{figure}": float(scores[figure]) for figure in self.scorer.figures},
+        name, result = self.scorer.name, score_texts(self.scorer, hypotheses, self.references, self.source_words)
+        copy = result["copy"]
+        return {f"valid_{name}": result["criterion"],
+                **{f"valid_{figure}": float(result["scores"][figure]) for figure in self.scorer.figures},
                 f"valid_{name}_pairs": len(hypotheses),
-                "valid_copy_rate": copy_rate(hypotheses, self.source_words),
-                "valid_ref_copy_rate": copy_rate(self.references, self.source_words),
-                "valid_hyp_words": mean_words(hypotheses), "valid_ref_words": mean_words(self.references),
+                "valid_copy_rate": copy["hypothesis_copy_rate"], "valid_ref_copy_rate": copy["reference_copy_rate"],
+                "valid_hyp_words": copy["hypothesis_words"], "valid_ref_words": copy["reference_words"],
                 "valid_decode_seconds": time.perf_counter() - start}

@@ -125,7 +125,8 @@ class SelfAttention(nn.Cell):
         return self.out(merge_heads(self.attend(q, k, v, allowed)))
 
     def step(self, x, cache_k, cache_v, length):
-        """Attend from new positions ``x`` (batch, n, d) to the cached prefix plus themselves.
+        """Reference path only (src/transformer/reference_decoding.py; production decodes with ``beam_step``):
+        attend from new positions ``x`` (batch, n, d) to the cached prefix plus themselves.
 
         Returns ``(output, cache_k, cache_v)`` with the new keys/values written at ``length``.
         """

@@ -9,7 +9,14 @@ Training::
 
     logits = model(src_ids, dec_in_ids, dec_positions)            # (batch, tgt_len, vocab) fp32
 
-Incremental decoding (beam search)::
+Beam search (the production path, src/transformer/generator.py): ``cross_cache`` once per example, then
+one ``beam_step`` per token over a pointer cache that is never reordered (``join_window``,
+``shift_window``, ``beam_window``, ``step_weights``, ``memory_bias``; see ``beam_step``).
+
+The classic key/value cache (``init_cache``, ``decode(..., cache)``, ``reorder_cache``,
+``DecoderLayer.step``, ``SelfAttention.step``) is the **reference** path only: src/transformer/
+reference_decoding.py and the tests check the production path against it, and it against a full
+recomputation of every prefix; nothing in production decodes with it::
 
     memory, src_mask = model.encode(src_ids)
     memory_mask = model.memory_mask(src_ids)
@@ -21,7 +28,7 @@ Incremental decoding (beam search)::
 Under ``ms.jit`` pass the cache as ``ms.mutable(cache)``: a plain tuple of Tensors is taken as a
 constant and would recompile the step every time its values change.
 
-Cache layout (a flat tuple, so it crosses a jit boundary)::
+Reference cache layout (a flat tuple, so it crosses a jit boundary)::
 
     cache[0]            length: int32 scalar Tensor, decoder positions already written
     cache[1 + 4*i + 0]  layer i self-attention keys    (batch, heads, max_len, head_dim)
@@ -87,7 +94,8 @@ class DecoderLayer(nn.Cell):
         return self._cross_and_ffn(x, k, v, memory_allowed)
 
     def step(self, x, memory_allowed, layer_cache, length):
-        """Cached pass over new positions x: (batch, n, d); returns (x, new layer_cache)."""
+        """Reference path only (see the module docstring): cached pass over new positions x: (batch, n, d);
+        returns (x, new layer_cache)."""
         self_k, self_v, cross_k, cross_v = layer_cache
         attended, self_k, self_v = self.self_attention.step(self.self_norm(x), self_k, self_v, length)
         x = x + self.dropout(attended)
@@ -193,8 +201,9 @@ class MassTransformer(nn.Cell):
         return self.decoder_norm(x), new_cache
 
     def init_cache(self, memory, max_len: int):
-        """An empty cache for up to ``max_len`` decoder positions, with the cross-attention keys and
-        values of ``memory`` (batch, src_len, d) computed once. Layout: see the module docstring."""
+        """Reference path only: an empty cache for up to ``max_len`` decoder positions, with the
+        cross-attention keys and values of ``memory`` (batch, src_len, d) computed once. Layout: see the
+        module docstring."""
         config = self.config
         heads = config.num_attention_heads
         shape = (memory.shape[0], heads, max_len, config.hidden_size // heads)
@@ -285,7 +294,7 @@ class MassTransformer(nn.Cell):
 
     @staticmethod
     def reorder_cache(cache, indices):
-        """Select batch rows of every cache tensor (beam search: ``indices`` (batch,) into axis 0)."""
+        """Reference path only: select batch rows of every cache tensor (``indices`` (batch,) into axis 0)."""
         return (cache[0],) + tuple(ops.gather(t, indices, 0) for t in cache[1:])
 
     def logits(self, hidden, table_t=None):
