@@ -8,6 +8,8 @@ like the tokens). Past positions lie in an old part the step only reads, the las
 ``CACHE_LENGTH_MULTIPLE`` in a recent window it rewrites; a full window joins the old part.
 """
 
+from typing import NamedTuple
+
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor
@@ -18,6 +20,22 @@ from src.transformer.compiled import per_model
 from src.transformer.device_step import encode_function, refill_function, shift_function
 
 CACHE_LENGTH_MULTIPLE = 16
+
+
+class CacheView(NamedTuple):
+    """What one beam step reads and writes of a pointer cache, in ``MassTransformer.beam_step``'s order
+    (pass it as ``*view``): ``old`` per layer (keys, values) of the past windows (None before there is an
+    old part), ``recent`` the current window, ``cross`` the examples' cross-attention keys and values, ``at``
+    the window position this step writes (int32 scalar Tensor), ``ancestors_old`` (rows, P) and
+    ``ancestors_recent`` (rows, W) int32: for each hypothesis and position, the slot holding its key, -1
+    where it has none yet."""
+
+    old: object
+    recent: object
+    cross: object
+    at: Tensor
+    ancestors_old: Tensor | None
+    ancestors_recent: Tensor
 
 
 def past_length(max_len: int, width: int = CACHE_LENGTH_MULTIPLE) -> int:
@@ -117,9 +135,9 @@ class StreamCache:
         """The rows of ``slots`` start a new example: no key of theirs yet."""
         self.ancestors.forget(slot_rows(slots, self.beam))
 
-    def advance(self, beam_indices) -> tuple:
-        """Make ready for the next step (``PointerCache.advance``): (old, recent, at, ancestors_old,
-        ancestors_recent) of ``beam_step``, without the cross part."""
+    def advance(self, beam_indices, cross) -> CacheView:
+        """Make ready for the next step (``PointerCache.advance``): the step's ``CacheView``, with the slots'
+        cross-attention part ``cross`` (``StreamFeed.cross``)."""
         at = self.time % self.width
         if at == 0 and self.time:  # the window is full: it joins the old part, whose oldest window leaves
             self.old = ms.mutable(shift_function(self.model, self.beam)(self.old, ms.mutable(self.recent)))
@@ -127,7 +145,8 @@ class StreamCache:
             self.ancestors.drop_oldest(self.width)
         self.ancestors.advance(beam_indices, self.past + at)
         self.time += 1
-        return (self.old, ms.mutable(self.recent), Tensor(at, ms.int32), *self.ancestors.parts(self.past, self.width))
+        return CacheView(self.old, ms.mutable(self.recent), cross, Tensor(at, ms.int32),
+                         *self.ancestors.parts(self.past, self.width))
 
 
 class PointerCache:
@@ -151,16 +170,16 @@ class PointerCache:
         self.recent = self.empty = empty_window(model, batch, beam, width)
         self.ancestors = Ancestors(batch * beam, beam, max_len + width)
 
-    def advance(self, beam_indices, step: int) -> tuple:
+    def advance(self, beam_indices, step: int) -> CacheView:
         """Make ready for ``step`` of the hypotheses that ``beam_indices`` (rows,) selects (None at step 0):
-        the ``beam_step`` arguments from ``old`` on (old, recent, cross, at, ancestors_old, ancestors_recent).
-        The caller stores the step's new window in ``recent`` (unless the step wrote it in place)."""
+        the step's ``CacheView``. The caller stores the step's new window in ``recent`` (unless the step wrote
+        it in place)."""
         if step == self.old_len + self.width:  # the window is full: it joins the old part, a new one opens
             self.old = ms.mutable(self.model.join_window(self.old, self.recent, self.beam))
             self.recent, self.old_len = self.empty, step
         self.ancestors.advance(beam_indices, step)
-        return (self.old, ms.mutable(self.recent), self.cross, Tensor(step - self.old_len, ms.int32),
-                *self.ancestors.parts(self.old_len, self.width))
+        return CacheView(self.old, ms.mutable(self.recent), self.cross, Tensor(step - self.old_len, ms.int32),
+                         *self.ancestors.parts(self.old_len, self.width))
 
 
 def empty_window(model, batch: int, beam: int, width: int) -> tuple:

@@ -73,8 +73,10 @@ def topk_step_function(model, beam: int, k: int, block: int):
     that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of the search's
     banned ids), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
     step wrote it in place (the fused CPU attention, ``cpu_kernels.step_kernels``: the caller keeps its
-    window); built once per (model, beam, k, block, kernel). The old part and the cross-attention keys are
-    inputs only: never copied."""
+    window); built once per (model, beam, k, block, kernel). Its inputs are the tokens, positions and memory
+    bias, the ``decode_cache.CacheView`` fields in order (passed as ``*view``: a jit graph takes them flat),
+    the ``banned_scatter`` pair and the step weights. The old part and the cross-attention keys are inputs
+    only: never copied."""
     kernels = cpu_kernels.step_kernels(model.compute_dtype)
 
     def build():

@@ -114,10 +114,9 @@ def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int
 
     def topk_fn(last_tokens, beam_indices, positions, k, banned):
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
-        old, recent, at, ancestors_old, ancestors_recent = cache.advance(beam_indices)
+        view = cache.advance(beam_indices, feed.cross)
         values, ids, recent = decode_step(tokens, Tensor(positions.reshape(rows, 1).astype(np.int32)), feed.bias,
-                                          old, recent, feed.cross, at, ancestors_old, ancestors_recent,
-                                          *banned_scatter(banned), feed.weights)
+                                          *view, *banned_scatter(banned), feed.weights)
         if recent is not None:  # else the step wrote the window in place
             cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
