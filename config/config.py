@@ -164,6 +164,8 @@ class MaskConfig:
     mask_ratio: float = 0.5  # fragment length / sentence length
     start_probs: tuple[float, ...] = (0.2, 0.2, 0.6)  # fragment starts at 0 / at the end / anywhere
     replace_probs: tuple[float, ...] = (0.8, 0.1, 0.1)  # a fragment token becomes <mask> / random / kept
+    # the decoder's input tokens become <mask> / random / kept (ModelZoo: [0.1, 0.1, 0.8]); mask_type mass only
+    decoder_replace_probs: tuple[float, ...] = (0.0, 0.0, 1.0)
     noise_prob: float = 0.0  # fine-tuning source noise (noise channel language model)
 
     def __post_init__(self):
@@ -171,6 +173,9 @@ class MaskConfig:
         _require(0.0 <= self.noise_prob < 1.0, "mask_config.noise_prob", "must lie in [0, 1)")
         _check_probs(self.start_probs, "mask_config.start_probs", 3)
         _check_probs(self.replace_probs, "mask_config.replace_probs", 3)
+        _check_probs(self.decoder_replace_probs, "mask_config.decoder_replace_probs", 3)
+        _require(self.mask_type == "mass" or tuple(self.decoder_replace_probs) == (0.0, 0.0, 1.0),
+                 "mask_config.decoder_replace_probs", f"applies to mask_type mass only, not {self.mask_type}")
 
 
 @dataclasses.dataclass(frozen=True)

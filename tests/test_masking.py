@@ -105,6 +105,50 @@ def test_replacement_probabilities_are_mask_random_kept():
     np.testing.assert_allclose(share, [0.5, 0.0, 0.5], atol=0.03)  # nothing kept, half random
 
 
+def test_decoder_input_noise_is_mask_random_kept_and_off_by_default():
+    """ModelZoo's decoder-input noise (10% <mask>, 10% random, 80% kept): the shares hold over many examples;
+    the target, the positions and the encoder input do not change; a leading <s> stays; without noise the
+    example is bitwise the one before the option existed (no random number drawn)."""
+    big_vocab = 5000
+    counts = np.zeros(3)
+    for i in range(600):
+        x = np.concatenate([np.random.default_rng(i).integers(5, big_vocab, 39), [EOS_ID]])
+        plain = mass_mask(x, rng=example_rng(3, 0, i), vocab_size=big_vocab)
+        noisy = mass_mask(x, rng=example_rng(3, 0, i), vocab_size=big_vocab, decoder_replace_probs=(0.1, 0.1, 0.8))
+        for field in ("encoder_input", "decoder_output", "decoder_positions"):
+            np.testing.assert_array_equal(getattr(noisy, field), getattr(plain, field))
+        clean, got = plain.decoder_input, noisy.decoder_input
+        if clean[0] == BOS_ID:
+            assert got[0] == BOS_ID
+            clean, got = clean[1:], got[1:]
+        counts += [(got == MASK_ID).sum(), ((got != MASK_ID) & (got != clean)).sum(), (got == clean).sum()]
+        default = mass_mask(x, rng=example_rng(3, 0, i), vocab_size=big_vocab, decoder_replace_probs=(0, 0, 1))
+        np.testing.assert_array_equal(default.decoder_input, plain.decoder_input)
+    np.testing.assert_allclose(counts / counts.sum(), [0.1, 0.1, 0.8], atol=0.015)
+    x = sentence(12)
+    every = mass_mask(x, rng=example_rng(0, 0, 0), vocab_size=VOCAB, start_probs=(1.0, 0.0, 0.0),
+                      decoder_replace_probs=(1.0, 0.0, 0.0))
+    assert every.decoder_input[0] == BOS_ID and (every.decoder_input[1:] == MASK_ID).all()
+
+
+def test_decoder_noise_reaches_the_loader_and_is_refused_for_other_mask_types():
+    from config.config import MaskConfig
+    from src.dataset import schema
+    from src.dataset.load_dataset import MonoTransform
+    from src.utils.errors import UserError
+
+    x = np.concatenate([np.random.default_rng(0).integers(5, VOCAB, 29), [EOS_ID]]).astype(np.int32)
+    columns = {probs: MonoTransform(VOCAB, 1, 0, MaskConfig(decoder_replace_probs=probs))(x, 7)
+               for probs in ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0))}
+    plain, masked = columns[(0.0, 0.0, 1.0)], columns[(1.0, 0.0, 0.0)]
+    np.testing.assert_array_equal(masked[schema.SRC], plain[schema.SRC])
+    np.testing.assert_array_equal(masked[schema.TGT], plain[schema.TGT])
+    dec_in, clean = masked[schema.DEC_IN], plain[schema.DEC_IN]
+    assert (dec_in[dec_in != BOS_ID] == MASK_ID).all() and not (clean == MASK_ID).any()
+    with pytest.raises(UserError, match="decoder_replace_probs"):
+        MaskConfig(mask_type="loose", decoder_replace_probs=(0.1, 0.1, 0.8))
+
+
 def test_configurable_probabilities():
     x = sentence(12)
     ex = mass_mask(x, rng=example_rng(0, 0, 0), vocab_size=VOCAB, replace_probs=(1.0, 0.0, 0.0),

@@ -80,9 +80,10 @@ class MonoTransform:
 
     def __call__(self, ids, index):
         check_ids(ids, self.vocab_size, index)
+        noise = {"decoder_replace_probs": self.mask.decoder_replace_probs} if self.mask.mask_type == "mass" else {}
         example = self.masker(ids, rng=example_rng(self.seed, self.epoch, int(index)),
                               vocab_size=self.vocab_size, mask_ratio=self.mask.mask_ratio,
-                              start_probs=self.mask.start_probs, replace_probs=self.mask.replace_probs)
+                              start_probs=self.mask.start_probs, replace_probs=self.mask.replace_probs, **noise)
         return as_batch_columns(example)
 
 

@@ -71,6 +71,20 @@ def replace_fragment(tokens, start, k, rng, vocab_size, replace_probs=(0.8, 0.1,
     return out
 
 
+NO_NOISE = (0.0, 0.0, 1.0)  # every decoder input token kept
+
+
+def noise_decoder_input(decoder_input, rng, vocab_size, replace_probs=NO_NOISE) -> np.ndarray:
+    """``decoder_input`` with each token but a leading ``<s>`` replaced by ``<mask>`` (prob
+    ``replace_probs[0]``), a random non-special token (``[1]``) or kept (``[2]``): ModelZoo's and
+    MASS-supNMT's noise on the decoder's inputs (10% / 10% / 80% there). With ``NO_NOISE`` the input is
+    returned as it is and ``rng`` is not drawn from (a run without noise is the run it was before)."""
+    if tuple(float(p) for p in replace_probs) == NO_NOISE:
+        return decoder_input
+    start = 1 if len(decoder_input) and decoder_input[0] == BOS_ID else 0
+    return replace_fragment(decoder_input, start, len(decoder_input) - start, rng, vocab_size, replace_probs)
+
+
 def shifted_fragment_input(tokens, start, k) -> np.ndarray:
     """Decoder input for predicting ``tokens[start:start+k]``: the previous original token at each step,
     ``<s>`` before position 0.

@@ -15,8 +15,10 @@ With u = 0 the decoder input starts with ``<s>`` (1).
 import numpy as np
 
 from src.language_model.base import (
+    NO_NOISE,
     MaskedExample,
     fragment_length,
+    noise_decoder_input,
     replace_fragment,
     sample_start,
     shifted_fragment_input,
@@ -24,20 +26,23 @@ from src.language_model.base import (
 
 
 def mass_mask(tokens, *, rng: np.random.Generator, vocab_size: int, mask_ratio: float = 0.5,
-              start_probs=(0.2, 0.2, 0.6), replace_probs=(0.8, 0.1, 0.1), k: int | None = None
-              ) -> MaskedExample:
+              start_probs=(0.2, 0.2, 0.6), replace_probs=(0.8, 0.1, 0.1), k: int | None = None,
+              decoder_replace_probs=NO_NOISE) -> MaskedExample:
     """Mask one fragment of ``tokens`` (BPE ids, usually ending with ``</s>``) for MASS pre-training.
 
     ``k`` fixes the fragment length (k=1 is BERT-like, k=len(tokens) GPT-like); by default it is
-    ``max(1, round(len * mask_ratio))``.
+    ``max(1, round(len * mask_ratio))``. ``decoder_replace_probs`` (``<mask>``, random, kept) corrupts the
+    decoder's inputs, drawn after the encoder's (``noise_decoder_input``; none by default).
     """
     tokens = np.asarray(tokens, dtype=np.int32)
     n = len(tokens)
     k = fragment_length(n, mask_ratio) if k is None else int(min(max(k, 1), n))
     start = sample_start(n, k, rng, start_probs)
+    encoder_input = replace_fragment(tokens, start, k, rng, vocab_size, replace_probs)
     return MaskedExample(
-        encoder_input=replace_fragment(tokens, start, k, rng, vocab_size, replace_probs),
-        decoder_input=shifted_fragment_input(tokens, start, k),
+        encoder_input=encoder_input,
+        decoder_input=noise_decoder_input(shifted_fragment_input(tokens, start, k), rng, vocab_size,
+                                          decoder_replace_probs),
         decoder_output=tokens[start:start + k].copy(),
         decoder_positions=np.arange(start, start + k, dtype=np.int32),
     )
