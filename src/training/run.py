@@ -7,17 +7,24 @@ step checkpoint of the run, exactly where it stopped; SIGTERM or SIGINT stops af
 with a checkpoint to resume from.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config.config import MassConfig, with_vocab_size
-from src.training.metrics_log import FINETUNE, PHASES, PRETRAIN
+from src.training.metrics_log import FINETUNE, PHASES, PRETRAIN, MetricsWriter
 from src.utils.cli import LOG_FORMAT
 from src.utils.errors import UserError
+
+if TYPE_CHECKING:
+    from mindspore import nn
 
 logger = logging.getLogger("train")
 
@@ -84,15 +91,15 @@ class Run:
     """What every phase shares: config, model, paths, rank, logging, the stop flag."""
 
     cfg: MassConfig
-    net: object
+    net: nn.Cell  # the MassTransformer being trained
     run_dir: Path
     ckpt_dir: Path
     rank: int
     group_size: int
-    metrics: object
+    metrics: MetricsWriter
     max_steps: int
-    stop_requested: bool = False
-    nll_fn: object = None  # compiled validation function, built on first use
+    stop_requested: bool = False  # set by the SIGTERM/SIGINT handler and agreed across ranks
+    nll_fn: Callable | None = None  # compiled validation function, built on first use
     config_written: bool = False
     metrics_trimmed: bool = False
     resume_point: tuple | None = None  # (phase, step) of the checkpoint resumed from
@@ -128,7 +135,6 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
 
     import mindspore as ms
 
-    from src.training.metrics_log import MetricsWriter
     from src.training.trainer import train_phase
     from src.transformer.transformer import MassTransformer, count_parameters
     from src.utils.checkpoint import assign_weights, read_model_file
