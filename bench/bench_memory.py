@@ -67,7 +67,8 @@ def child(args):
     net = MassTransformer(cfg.model_config)
     net.set_train(True)
     opt = build_optimizer(net.trainable_params(), LearnRateConfig(lr=1e-4, min_lr=0.0))
-    step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, dynamic_shapes=args.child_mode == "dynamic")
+    static = 0 if args.child_mode == "dynamic" else None  # 0: every shape through the one dynamic graph
+    step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, max_static_shapes=static)
     multiple = BUCKET if args.child_mode == "buckets" else 1
     shapes = shapes_for([int(w) for w in args.widths.split(",")], args.child_many, multiple)
     start = time.perf_counter()

@@ -85,7 +85,7 @@ def ours(model_cfg, batch, steps, warmup, dynamic_shapes=None):
     net = MassTransformer(model_cfg)
     net.set_train(True)
     opt = build_optimizer(net.trainable_params(), LearnRateConfig(lr=1e-4, min_lr=0.0))
-    options = {} if dynamic_shapes is None else {"dynamic_shapes": dynamic_shapes}
+    options = {} if dynamic_shapes is None else {"max_static_shapes": 0 if dynamic_shapes else None}
     train_step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, **options)
     tensors = [ms.Tensor(a) for a in batch]
     return time_steps(lambda: train_step(*tensors, lr=1e-4)[0].asnumpy(), steps, warmup)

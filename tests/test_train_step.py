@@ -33,8 +33,8 @@ class Stepper:
         self.optimizer = build_optimizer(self.network.trainable_params(),
                                          LearnRateConfig(lr=lr, min_lr=0.0, optimizer=optimizer))
         self.step = TrainStep(self.network, self.optimizer, label_smoothing=smoothing, scaler=scaler,
-                              clip_norm=clip, accumulation_steps=accumulation, dynamic_shapes=dynamic_shapes,
-                              max_static_shapes=max_static_shapes)
+                              clip_norm=clip, accumulation_steps=accumulation,
+                              max_static_shapes=0 if dynamic_shapes else max_static_shapes)
         self.lr = lr
 
     def __call__(self, *batch, lr=None):

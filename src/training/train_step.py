@@ -13,8 +13,8 @@ Graphs and memory: a jit graph is compiled for each new batch shape and kept, wi
 all its intermediate tensors (about 0.6-1 GB per shape at the small preset, batch 32 x 64). The first
 ``max_static_shapes`` shapes get such a graph; batches of any later shape (e.g. the partial batch that
 ends each length bucket's epoch) share one graph with dynamic (batch, length) dimensions, which gives
-the same results and runs 1.6-1.9x slower per step. ``max_static_shapes=0``
-(``dynamic_shapes=True``) sends every batch to the dynamic graph; ``None`` compiles every shape.
+the same results and runs 1.6-1.9x slower per step. ``max_static_shapes=0`` (the config's
+``dynamic_shapes=true``) sends every batch to the dynamic graph; ``None`` compiles every shape.
 """
 
 import logging
@@ -52,12 +52,9 @@ def clip_by_global_norm(grads, clip_norm: float, norm=None):
     return tuple(g * factor.astype(g.dtype) for g in grads), norm
 
 
-def _compiled(method, dynamic_shapes: bool):
-    """``ms.jit(method)``; with ``dynamic_shapes`` its four batch inputs have dynamic (batch, length)
-    dimensions, so one graph serves every batch shape."""
-    if not dynamic_shapes:
-        return ms.jit(method)
-
+def _dynamic_graph(method):
+    """``ms.jit(method)`` with dynamic (batch, length) dimensions for its four batch inputs, so that one graph
+    serves every batch shape."""
     def step(src_ids, dec_in_ids, dec_positions, tgt_ids, *rest):  # a plain function: what enable_dynamic takes
         return method(src_ids, dec_in_ids, dec_positions, tgt_ids, *rest)
 
@@ -69,8 +66,7 @@ class TrainStep:
     """Holds the compiled functions and the accumulation buffers; see the module docstring."""
 
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, *, label_smoothing=0.0, scaler=None,
-                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None, dynamic_shapes=False,
-                 max_static_shapes=None):
+                 clip_norm=0.0, accumulation_steps=1, grad_reducer=None, max_static_shapes=None):
         self.network = network
         self.optimizer = optimizer
         self.scaler = scaler or StaticLossScaler(1.0)
@@ -86,7 +82,7 @@ class TrainStep:
             self.buffers = ms.ParameterTuple(
                 Parameter(ops.zeros_like(p), name=f"{ACCUM_PREFIX}{p.name}", requires_grad=False)
                 for p in self.params)
-        self.max_static_shapes = 0 if dynamic_shapes else max_static_shapes
+        self.max_static_shapes = max_static_shapes
         if self.max_static_shapes is not None and self.max_static_shapes < 0:
             raise ValueError(f"max_static_shapes must be >= 0 or None, not {max_static_shapes}")
         self.static_shapes = set()   # the batch shapes that have (or will get) a graph of their own
@@ -162,7 +158,7 @@ class TrainStep:
                 logger.info("batch shape %s/%s is past the first %d shapes: it and every later new shape share "
                             "one dynamic-shape graph (dataset_config.max_static_shapes)",
                             "x".join(map(str, shape[0])), shape[3][1], self.max_static_shapes)
-            self._dynamic = (_compiled(self._update_impl, True), _compiled(self._accumulate_impl, True))
+            self._dynamic = (_dynamic_graph(self._update_impl), _dynamic_graph(self._accumulate_impl))
         self.dynamic_calls += 1
         return self._dynamic
 
