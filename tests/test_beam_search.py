@@ -368,7 +368,7 @@ def test_pointer_cache_step_equals_the_reordered_cache(eval_model):
             cache = model.reorder_cache(cache, Tensor(order))
         expected, cache = model.decode(tokens, positions, memory, mask, cache)
         got, pointer.recent = model.beam_step(tokens, positions, model.memory_bias(model.memory_mask(src), beam), beam,
-                                              *pointer.advance(order, step), model.step_weights())
+                                              pointer.advance(order, step), model.step_weights())
         np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), atol=1e-5)
         # each row continues a random beam of its own example
         order = (np.arange(rows) // beam * beam + rng.integers(0, beam, size=rows)).astype(np.int32)

@@ -8,7 +8,7 @@ from mindspore import Tensor
 
 from config.config import MassConfig
 from src.transformer import cpu_kernels
-from src.transformer.attention import CrossAttention, SelfAttention, score_bias
+from src.transformer.attention import CrossAttention, SelfAttention, SelfAttentionView, score_bias
 from src.transformer.generator import generate, generate_stream
 from src.transformer.search_settings import SearchSettings
 from src.transformer.transformer import MassTransformer, _slot_bias
@@ -60,12 +60,12 @@ def test_self_attention_kernel_equals_the_ops(kernels, batch, beam, heads, head_
     at_tensor = Tensor(at, ms.int32)
 
     bias_old = _slot_bias(ancestors_old, beam, heads) if past else None
-    expected, expected_k, expected_v = layer.beam_step(
-        x, beam, old_k, old_v, Tensor(window[0]), Tensor(window[1]), at_tensor, bias_old,
-        _slot_bias(ancestors_recent, beam, heads), weights)
+    expected, expected_k, expected_v = layer.beam_step(x, beam, SelfAttentionView(
+        old_k, old_v, Tensor(window[0]), Tensor(window[1]), at_tensor, None, None, bias_old,
+        _slot_bias(ancestors_recent, beam, heads)), weights)
     recent_k, recent_v = Tensor(window[0].copy()), Tensor(window[1].copy())
-    out, out_k, out_v = layer.beam_step(x, beam, old_k, old_v, recent_k, recent_v, at_tensor, ancestors_old,
-                                        ancestors_recent, weights, kernels[0])
+    out, out_k, out_v = layer.beam_step(x, beam, SelfAttentionView(
+        old_k, old_v, recent_k, recent_v, at_tensor, ancestors_old, ancestors_recent, None, None), weights, kernels[0])
     np.testing.assert_allclose(out.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
     for written, want in ((recent_k, expected_k), (recent_v, expected_v)):
         np.testing.assert_array_equal(written.asnumpy(), want.asnumpy())

@@ -17,6 +17,7 @@ neither the old part (no reorder, no rewrite) nor more than the window.
 """
 
 import math
+from typing import NamedTuple
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
@@ -24,6 +25,27 @@ from mindspore import Tensor, nn, ops
 from src.transformer.layers import Dense, matmul
 
 NEG_INF = -1e9  # added to blocked scores; finite so that a row with every key blocked stays NaN-free
+
+
+class SelfAttentionView(NamedTuple):
+    """What one layer's ``SelfAttention.beam_step`` reads and writes of a pointer cache (shapes there):
+    ``old_k``, ``old_v`` the past windows (None before there is an old part), ``recent_k``, ``recent_v``
+    the current window, ``at`` the window position this step writes (int32 scalar Tensor), ``ancestors_old``
+    (rows, P) and ``ancestors_recent`` (rows, W) int32, the slot holding each hypothesis's key at each
+    position (-1: none yet), which the fused CPU attention reads, and ``bias_old``, ``bias_recent`` the
+    ``score_bias`` made of them, which the MindSpore ops read (None with the fused attention: made once
+    per step for every layer, ``MassTransformer.beam_step``). Inside a jit graph the same fields come as a
+    plain tuple in this order (``beam_step`` reads them by position; see ``transformer.CacheView``)."""
+
+    old_k: object
+    old_v: object
+    recent_k: Tensor
+    recent_v: Tensor
+    at: Tensor
+    ancestors_old: object
+    ancestors_recent: Tensor
+    bias_old: object
+    bias_recent: object
 
 
 def split_heads(x: Tensor, heads: int) -> Tensor:
@@ -136,31 +158,31 @@ class SelfAttention(nn.Cell):
         allowed = causal_mask(x.shape[1], cache_k.shape[2], length)  # (n, max_len)
         return self.out(merge_heads(self.attend(q, cache_k, cache_v, allowed))), cache_k, cache_v
 
-    def beam_step(self, x, beam: int, old_k, old_v, recent_k, recent_v, at, allowed_old, allowed_recent, weights,
-                  kernel=None):
+    def beam_step(self, x, beam: int, view: SelfAttentionView, weights, kernel=None):
         """One decoding step of ``rows = batch * beam`` hypotheses (``row = example * beam + slot``) over
-        a pointer cache (module docstring); x: (rows, 1, d).
+        a pointer cache (module docstring); x: (rows, 1, d); ``view``: this layer's ``SelfAttentionView``.
 
-        old_v: (batch, heads, beam * P, head_dim), slot-major (value of slot s at position j at
-        ``s * P + j``), old_k the keys likewise but transposed, (batch, heads, head_dim, beam * P) (the
-        score product then needs no transpose, which MindSpore's CPU BatchMatMul does faster), or both
+        view.old_v: (batch, heads, beam * P, head_dim), slot-major (value of slot s at position j at
+        ``s * P + j``), view.old_k the keys likewise but transposed, (batch, heads, head_dim, beam * P)
+        (the score product then needs no transpose, which MindSpore's CPU BatchMatMul does faster), or both
         None (no old part yet); recent_k, recent_v: (batch, heads, beam * W, head_dim) like old_v, this
         step's key/value written at window position ``at`` (the keys not transposed: a scatter of columns
-        cost more than the transposed product saves on a window);
-        allowed_old (batch, heads, beam, beam * P), allowed_recent (batch, heads, beam, beam * W):
-        ``score_bias`` of whether the hypothesis in slot q may attend to key (slot s, position j), flattened
-        ``s * length + j``; with ``kernel`` (``cpu_kernels.step_kernels``: the attention in one op, which
-        writes this step's key/value into ``recent_k``/``recent_v`` in place and returns them as they came),
-        the ancestors they are made of instead, (rows, P) and (rows, W) int32;
+        cost more than the transposed product saves on a window). With MindSpore ops the hypothesis in slot
+        q attends to key (slot s, position j), flattened ``s * length + j``, as ``bias_old`` (batch, heads,
+        beam, beam * P) and ``bias_recent`` (batch, heads, beam, beam * W) say; with ``kernel``
+        (``cpu_kernels.step_kernels``: the attention in one op, which writes this step's key/value into
+        ``recent_k``/``recent_v`` in place and returns them as they came) as the ancestors say;
         weights: ``step_weights()``. Returns ``(output (rows, 1, d), recent_k, recent_v)``.
         """
         rows, _, d = x.shape
         qkv_t, out_t = weights
         qkv = self.qkv(x, qkv_t)  # (rows, 1, 3 d)
+        # by position: a jit graph reads no fields
+        old_k, old_v, recent_k, recent_v, at, ancestors_old, ancestors_recent, bias_old, bias_recent = view
         if kernel is not None:  # writes k, v into the window in place, then attends: (rows, 1, d)
             scale = Tensor(self.attend.scale, ms.float32)
-            out = (kernel(qkv, at, scale, recent_k, recent_v, allowed_recent) if old_k is None
-                   else kernel(qkv, at, scale, old_k, old_v, recent_k, recent_v, allowed_old, allowed_recent))
+            out = (kernel(qkv, at, scale, recent_k, recent_v, ancestors_recent) if old_k is None
+                   else kernel(qkv, at, scale, old_k, old_v, recent_k, recent_v, ancestors_old, ancestors_recent))
             return self.out(out, out_t), recent_k, recent_v
         # q, k and v slot-major with one transpose: (rows, 1, 3 d) -> (3, batch, heads, beam, head_dim)
         qkv = qkv.reshape(rows // beam, beam, 3, self.heads, d // self.heads).transpose(2, 0, 3, 1, 4)
@@ -170,13 +192,13 @@ class SelfAttention(nn.Cell):
         recent_v = write_slots(recent_v, v, at)
         dtype = self.attend.compute_dtype
         scores = matmul(q, recent_k, dtype, transpose_b=True)  # (batch, heads, beam, beam * W)
-        scores = scores + allowed_recent
+        scores = scores + bias_recent
         if old_k is None:
             probs = ops.softmax(scores.astype(ms.float32), axis=-1)
             out = matmul(probs, recent_v, dtype)  # (batch, heads, beam, head_dim)
         else:
             old_scores = matmul(q, old_k, dtype)  # (batch, heads, beam, beam * P)
-            old_scores = old_scores + allowed_old
+            old_scores = old_scores + bias_old
             probs = ops.softmax(ops.concat([old_scores, scores], -1).astype(ms.float32), axis=-1)
             old_probs, recent_probs = ops.split(probs, [old_scores.shape[-1], scores.shape[-1]], -1)
             out = matmul(old_probs, old_v, dtype) + matmul(recent_probs, recent_v, dtype)

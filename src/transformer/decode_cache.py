@@ -8,8 +8,6 @@ like the tokens). Past positions lie in an old part the step only reads, the las
 ``CACHE_LENGTH_MULTIPLE`` in a recent window it rewrites; a full window joins the old part.
 """
 
-from typing import NamedTuple
-
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor
@@ -18,24 +16,9 @@ from src.dataset.batching import pad_batch, pad_width, round_up
 from src.transformer.beam_search import slot_rows
 from src.transformer.compiled import per_model
 from src.transformer.device_step import encode_function, refill_function, shift_function
+from src.transformer.transformer import CacheView
 
 CACHE_LENGTH_MULTIPLE = 16
-
-
-class CacheView(NamedTuple):
-    """What one beam step reads and writes of a pointer cache, in ``MassTransformer.beam_step``'s order
-    (pass it as ``*view``): ``old`` per layer (keys, values) of the past windows (None before there is an
-    old part), ``recent`` the current window, ``cross`` the examples' cross-attention keys and values, ``at``
-    the window position this step writes (int32 scalar Tensor), ``ancestors_old`` (rows, P) and
-    ``ancestors_recent`` (rows, W) int32: for each hypothesis and position, the slot holding its key, -1
-    where it has none yet."""
-
-    old: object
-    recent: object
-    cross: object
-    at: Tensor
-    ancestors_old: Tensor | None
-    ancestors_recent: Tensor
 
 
 def past_length(max_len: int, width: int = CACHE_LENGTH_MULTIPLE) -> int:

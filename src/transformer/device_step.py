@@ -74,7 +74,7 @@ def topk_step_function(model, beam: int, k: int, block: int):
     banned ids), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
     step wrote it in place (the fused CPU attention, ``cpu_kernels.step_kernels``: the caller keeps its
     window); built once per (model, beam, k, block, kernel). Its inputs are the tokens, positions and memory
-    bias, the ``decode_cache.CacheView`` fields in order (passed as ``*view``: a jit graph takes them flat),
+    bias, the ``transformer.CacheView`` fields in order (passed as ``*view``: a jit graph takes them flat),
     the ``banned_scatter`` pair and the step weights. The old part and the cross-attention keys are inputs
     only: never copied."""
     kernels = cpu_kernels.step_kernels(model.compute_dtype)
@@ -85,8 +85,8 @@ def topk_step_function(model, beam: int, k: int, block: int):
         @ms.jit
         def step(tokens, positions, memory_bias, old, recent, cross, at, ancestors_old, ancestors_recent, index, on,
                  weights):
-            hidden, recent = model.beam_step(tokens, positions, memory_bias, beam, old, recent, cross, at,
-                                             ancestors_old, ancestors_recent, weights, kernels)  # (rows, 1, d)
+            view = (old, recent, cross, at, ancestors_old, ancestors_recent)  # a CacheView's fields (see beam_step)
+            hidden, recent = model.beam_step(tokens, positions, memory_bias, beam, view, weights, kernels)
             logits = model.step_logits(hidden, weights).astype(ms.float32).squeeze(1)  # (rows, vocab)
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))

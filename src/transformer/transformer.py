@@ -41,6 +41,8 @@ reordered, in ``cross_cache`` (the cross-attention part), an old part and a rece
 (``beam_window``); see ``SelfAttention.beam_step``.
 """
 
+from typing import NamedTuple
+
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
@@ -50,6 +52,7 @@ from src.text.dictionary import MASK_ID, PAD_ID
 from src.transformer.attention import (
     CrossAttention,
     SelfAttention,
+    SelfAttentionView,
     causal_mask,
     drop_slot_positions,
     join_slots,
@@ -60,6 +63,25 @@ from src.transformer.layers import Embedding, FeedForward, layer_norm, matmul, t
 CACHE_TENSORS_PER_LAYER = 4
 STEP_WEIGHTS_PER_LAYER = 6  # DecoderLayer.step_weights: self qkv and out, cross q and out, fc1, fc2
 DTYPES = {"float32": ms.float32, "float16": ms.float16}
+
+
+class CacheView(NamedTuple):
+    """What one ``MassTransformer.beam_step`` reads and writes of a pointer cache
+    (``decode_cache.PointerCache``, ``StreamCache``): ``old`` per layer (keys, values) of the past windows,
+    flattened (None before there is an old part), ``recent`` the current window likewise, ``cross`` the
+    examples' cross-attention keys and values (``cross_cache``), ``at`` the window position this step
+    writes (int32 scalar Tensor), ``ancestors_old`` (rows, P) (None with ``old``) and ``ancestors_recent``
+    (rows, W) int32: for each hypothesis and position, the slot holding its key, -1 where it has none yet.
+    A jit graph takes it flat (``*view``) and passes its fields on as a plain tuple in this order
+    (``beam_step`` reads them by position: a NamedTuple built inside a graph loses its tensors' shapes,
+    MindSpore 2.10)."""
+
+    old: object
+    recent: object
+    cross: object
+    at: Tensor
+    ancestors_old: object
+    ancestors_recent: Tensor
 
 
 class EncoderLayer(nn.Cell):
@@ -101,16 +123,12 @@ class DecoderLayer(nn.Cell):
         x = x + self.dropout(attended)
         return self._cross_and_ffn(x, cross_k, cross_v, memory_allowed), (self_k, self_v, cross_k, cross_v)
 
-    def beam_step(self, x, memory_bias, beam, old, recent, cross, at, allowed_old, allowed_recent, weights,
-                  kernels=None):
-        """A beam-search step over a pointer cache (``SelfAttention.beam_step``, whose ``allowed_*`` these are):
-        old and recent are this layer's (keys, values) pairs, old None before there is an old part; weights:
-        ``step_weights()``; kernels: ``cpu_kernels.step_kernels()`` (self- and cross-attention fused) or None;
-        returns (x, new recent)."""
-        old_k, old_v = old if old is not None else (None, None)
+    def beam_step(self, x, memory_bias, beam, view: SelfAttentionView, cross, weights, kernels=None):
+        """A beam-search step over a pointer cache: ``view`` is this layer's ``SelfAttentionView``, cross its
+        cross-attention (keys, values); weights: ``step_weights()``; kernels: ``cpu_kernels.step_kernels()``
+        (self- and cross-attention fused) or None; returns (x, new recent (keys, values))."""
         attended, recent_k, recent_v = self.self_attention.beam_step(
-            self.self_norm(x), beam, old_k, old_v, recent[0], recent[1], at, allowed_old, allowed_recent,
-            weights[0:2], None if kernels is None else kernels[0])
+            self.self_norm(x), beam, view, weights[0:2], None if kernels is None else kernels[0])
         x = x + self.dropout(attended)
         attended = self.cross_attention.beam_step(self.cross_norm(x), beam, cross[0], cross[1], memory_bias,
                                                   weights[2:4], None if kernels is None else kernels[1])
@@ -262,33 +280,37 @@ class MassTransformer(nn.Cell):
         allowed = memory_mask.astype(ms.bool_).reshape(batch, 1, 1, src_len)
         return score_bias(allowed, (batch, self.config.num_attention_heads, beam, src_len))
 
-    def beam_step(self, dec_in_ids, dec_positions, memory_bias, beam: int, old, recent, cross, at,
-                  ancestors_old, ancestors_recent, weights, kernels=None):
+    def beam_step(self, dec_in_ids, dec_positions, memory_bias, beam: int, view: CacheView, weights,
+                  kernels=None):
         """One beam-search step of ``rows = batch * beam`` hypotheses over a pointer cache (see
         ``attention``): decoder hidden states (rows, 1, d) after the final LayerNorm, and the new recent
         window.
 
-        memory_bias: ``memory_bias(memory_mask, beam)``, per example; old, recent: per layer (keys, values)
-        flattened, as ``beam_window`` makes them (old: the past windows joined slot by slot, or None); cross:
-        ``cross_cache(memory, keys_transposed=True)`` of the examples' memory (batch, not rows: an
-        example's beams share it; see ``CrossAttention.beam_step``); at: int32 scalar Tensor, the window
-        position this step writes; ancestors_old (rows, P), ancestors_recent (rows, W) int32: for each
-        hypothesis and position, the slot that holds its key there, -1 where it has none yet; weights:
-        ``step_weights()`` (the decoder layers' part; the output table is for ``step_logits``); kernels:
-        ``cpu_kernels.step_kernels()`` (each attention fused in one op) or None (MindSpore ops).
+        memory_bias: ``memory_bias(memory_mask, beam)``, per example; view: the step's ``CacheView`` (old
+        and recent as ``beam_window`` makes them; cross: ``cross_cache(memory, keys_transposed=True)`` of the
+        examples' memory, batch rows, not hypotheses: an example's beams share it, see
+        ``CrossAttention.beam_step``); weights: ``step_weights()`` (the decoder layers' part; the output
+        table is for ``step_logits``); kernels: ``cpu_kernels.step_kernels()`` (each attention fused in one
+        op, reading the ancestors) or None (MindSpore ops, reading score biases made of them here, once
+        for every layer).
         """
         x = self.embedding(dec_in_ids, dec_positions)  # (rows, 1, d)
         heads = self.config.num_attention_heads
-        if kernels is None:  # which keys each hypothesis may attend, as score biases
-            allowed_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
-            allowed_recent = _slot_bias(ancestors_recent, beam, heads)
+        old, recent, cross, at, ancestors_old, ancestors_recent = view  # by position: a jit graph reads no fields
+        if kernels is None:  # the MindSpore ops read score biases
+            bias_old = _slot_bias(ancestors_old, beam, heads) if old is not None else None
+            bias_recent = _slot_bias(ancestors_recent, beam, heads)
         else:  # the fused attention reads the ancestors themselves
-            allowed_old, allowed_recent = ancestors_old, ancestors_recent
+            bias_old, bias_recent = None, None
         new_recent, n = (), STEP_WEIGHTS_PER_LAYER
         for i, layer in enumerate(self.decoder_layers):
-            x, pair = layer.beam_step(x, memory_bias, beam, old[2 * i:2 * i + 2] if old is not None else None,
-                                      recent[2 * i:2 * i + 2], cross[2 * i:2 * i + 2], at, allowed_old,
-                                      allowed_recent, weights[n * i:n * (i + 1)], kernels)
+            old_k, old_v = (old[2 * i], old[2 * i + 1]) if old is not None else (None, None)
+            # a SelfAttentionView's fields as a plain tuple (a NamedTuple made inside a jit graph loses its
+            # tensors' shapes and types: MindSpore 2.10)
+            layer_view = (old_k, old_v, recent[2 * i], recent[2 * i + 1], at, ancestors_old, ancestors_recent,
+                          bias_old, bias_recent)
+            x, pair = layer.beam_step(x, memory_bias, beam, layer_view, cross[2 * i:2 * i + 2],
+                                      weights[n * i:n * (i + 1)], kernels)
             new_recent = new_recent + pair
         return self.decoder_norm(x), new_recent
 
