@@ -168,7 +168,9 @@ class MassGenerator:
         ``batch_size`` (default: ``dataset_config.batch_size``) example slots (``hypotheses_stream``)."""
         sequences = [self.encode(s) for s in raw_strings]
         hyps = self.hypotheses_stream(sequences, batch_size=batch_size, beam_size=beam_size, **decode_overrides)
-        return [self.ids_to_text(nbest[0].tokens) if nbest else "" for nbest in hyps]  # none: scores not finite
+        from src.evaluation.decode_score import best_texts
+
+        return best_texts(hyps, self.ids_to_text)[0]  # "" where the scores were not finite numbers
 
 
 def build_model(cfg, vocab_size: int, weights: dict, source):

@@ -1,22 +1,20 @@
-"""Decode source/reference pairs and score them: the one path of eval.py's test decode and the trainer's
+"""From decoded n-best lists to scored texts: the one path of eval.py's test decode and the trainer's
 validation by generation (and scripts/tune_decoding.py's grid, through the validator).
 
-``decode_texts`` beam-searches the sources (``generate_stream``) and turns each best hypothesis into text;
-``score_texts`` scores the texts with a scorer of the registry (src/evaluation/scorers.py) and adds the copy
-rates and mean lengths of the hypotheses and the references. The callers only choose how ids become text
-(detokenized words for a test report, BPE-free tokens for validation) and how they write the figures.
+``best_texts`` turns the n-best lists of a search (each caller runs ``generate_stream`` its own way) into
+the best hypotheses' texts; ``score_texts`` scores the texts with a scorer of the registry
+(src/evaluation/scorers.py) and adds the copy rates and mean lengths of the hypotheses and the references.
+The callers only choose how ids become text (detokenized words for a test report, BPE-free tokens for
+validation) and how they write the figures.
 """
 
 from src.evaluation.copy_rate import copy_rate, mean_words
 
 
-def decode_texts(model, sources, settings, *, batch_size: int, to_text, on_done=None) -> tuple[list[str], int]:
-    """``(texts, lost)``: per source (1-D id arrays), in order, ``to_text(tokens)`` of its best hypothesis, ""
-    for a source that got none (``lost`` counts them: every candidate's score was NaN or -inf, a model that
-    produces garbage). ``model`` must be in eval mode; ``on_done(index)`` as each source's search ends."""
-    from src.transformer.generator import generate_stream
-
-    nbests = generate_stream(model, sources, settings, batch_size=batch_size, on_done=on_done)
+def best_texts(nbests, to_text) -> tuple[list[str], int]:
+    """``(texts, lost)``: per n-best list (``generate_stream``'s, in source order), ``to_text(tokens)`` of its
+    best hypothesis, "" for a source that got none (``lost`` counts them: every candidate's score was NaN or
+    -inf, a model that produces garbage)."""
     texts = [to_text(nbest[0].tokens) if nbest else None for nbest in nbests]
     return ["" if text is None else text for text in texts], texts.count(None)
 

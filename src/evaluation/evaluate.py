@@ -275,8 +275,8 @@ def read_references(path, from_bpe: bool, detokenized=True) -> list[str]:
 
 
 def decode_all(gen, sources, detokenized=True) -> list[str]:
-    """Best hypothesis text per source, in source order (``decode_score.decode_texts``: every decoder step
-    works on ``batch_size`` examples still searching)."""
+    """Best hypothesis text per source, in source order (``MassGenerator.hypotheses_stream``: every decoder
+    step works on ``batch_size`` examples still searching; ``decode_score.best_texts``)."""
     start, every = time.time(), max(1, len(sources) // 20)
     done = 0
 
@@ -286,11 +286,10 @@ def decode_all(gen, sources, detokenized=True) -> list[str]:
         if done % every == 0 or done == len(sources):
             logger.info("decoded %d/%d (%.1f sentences/s)", done, len(sources), done / (time.time() - start))
 
-    from src.evaluation.decode_score import decode_texts
+    from src.evaluation.decode_score import best_texts
 
-    texts, lost = decode_texts(gen.model, sources, gen.search_settings(),
-                               batch_size=gen.config.dataset_config.batch_size,
-                               to_text=lambda tokens: gen.ids_to_text(tokens, detokenized), on_done=progress)
+    texts, lost = best_texts(gen.hypotheses_stream(sources, on_done=progress),
+                             lambda tokens: gen.ids_to_text(tokens, detokenized))
     if lost:  # every candidate's score was NaN or -inf: a model that produces garbage
         logger.warning("%d source(s) got no hypothesis at all (the model's scores are not finite numbers): their "
                        "hypotheses are empty", lost)

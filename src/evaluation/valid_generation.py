@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from src.evaluation.decode_score import decode_texts, score_texts
+from src.evaluation.decode_score import best_texts, score_texts
 from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -85,12 +85,15 @@ class GenerationValidator:
         ``valid_<metric>`` (the criterion), ``valid_<figure>`` for each of the scorer's figures,
         ``valid_<metric>_pairs``, copy rates, mean lengths in words and the decoding time.
         ``decode_overrides`` (named like ``SearchSettings`` fields) replace the run's decode settings."""
+        from src.transformer.generator import generate_stream
+
         was_training = network.training
         network.set_train(False)
         start = time.perf_counter()
         try:
-            hypotheses, _ = decode_texts(network, self.sources, self.settings.replace(**decode_overrides),
-                                         batch_size=self.batch_size, to_text=self.words)
+            nbests = generate_stream(network, self.sources, self.settings.replace(**decode_overrides),
+                                     batch_size=self.batch_size)
+            hypotheses, _ = best_texts(nbests, self.words)
         finally:
             network.set_train(was_training)
         name, result = self.scorer.name, score_texts(self.scorer, hypotheses, self.references, self.source_words)
