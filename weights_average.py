@@ -46,10 +46,12 @@ def parse_args(argv=None):
 
 def best_step_checkpoints(folder, count: int, metrics=None) -> list:
     """The ``count`` step checkpoints of ``folder`` with the best validation score in ``metrics`` (default:
-    ``<folder>/../metrics.jsonl``): highest best_by metric where the run decoded, else lowest loss; oldest step
-    first. A UserError when a checkpoint has no validation record or the folder holds several phases."""
+    ``<folder>/../metrics.jsonl``): the best by the run's best_by metric where the run decoded (its scorer's
+    direction), else the lowest loss; oldest step first. A UserError when a checkpoint has no validation
+    record or the folder holds several phases."""
     from pathlib import Path
 
+    from src.evaluation.scorers import LOSS, as_loss
     from src.training.metrics_log import read_metrics
     from src.utils.checkpoint import checkpoint_prefix, step_checkpoints
 
@@ -77,12 +79,12 @@ def best_step_checkpoints(folder, count: int, metrics=None) -> list:
         record = valid.get(step)
         if record is None or (key and key not in record):
             raise UserError(f"{path}: no validation record for step {step} in {metrics}")
-        scored.append((record[key] if key else -record["valid_loss"], -step, path))
+        scored.append((-as_loss(metric or LOSS, record[key] if key else record["valid_loss"]), -step, path))
     chosen = sorted(scored, reverse=True)[:count]
     if len(chosen) < count:
         logger.warning("only %d step checkpoint(s) in %s, fewer than --best %d", len(chosen), folder, count)
     logger.info("best %d by validation %s: %s", len(chosen), metric or "loss",
-                ", ".join(f"{p.name} ({score if key else -score:.4f})" for score, _, p in chosen))
+                ", ".join(f"{p.name} ({as_loss(metric or LOSS, -score):.4f})" for score, _, p in chosen))
     return sorted((p for _, _, p in chosen), key=lambda p: int(p.stem.rsplit("_step", 1)[1]))
 
 

@@ -204,6 +204,40 @@ def test_best_k_by_the_metric_the_run_was_selected_by(tmp_path):
         "ckpt_finetune_step100.ckpt", "ckpt_finetune_step200.ckpt"]
 
 
+def _lower_is_better_scorer(monkeypatch):
+    """A registered scorer whose lower figures are better (as TER would be), to check the direction."""
+    import dataclasses
+
+    from src.evaluation import scorers
+
+    ter = dataclasses.replace(scorers.SCORERS["chrf"], name="ter", report_key="ter", headline="ter",
+                              higher_is_better=False, figures=("ter",), criterion=lambda r: r["ter"])
+    monkeypatch.setitem(scorers.SCORERS, "ter", ter)
+
+
+def test_best_k_follows_the_scorers_direction(tmp_path, monkeypatch):
+    _lower_is_better_scorer(monkeypatch)
+    folder, _ = run_with_checkpoints(tmp_path, [30.0, 20.0, 25.0], "valid_ter")
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"checkpoint_options": {"best_by": "ter"}}))
+    assert [p.name for p in weights_average.best_step_checkpoints(folder, 2)] == [
+        "ckpt_finetune_step200.ckpt", "ckpt_finetune_step300.ckpt"]  # the two lowest
+
+
+def test_the_best_criterion_round_trips_through_a_run_state_in_either_direction(monkeypatch):
+    """A resumed run compares new validations with the best so far: the criterion stored in a checkpoint's
+    state comes back as it went in, for the loss, a higher-is-better and a lower-is-better scorer."""
+    from src.evaluation.scorers import as_loss
+    from src.training.trainer import PhaseState, best_from_state
+
+    _lower_is_better_scorer(monkeypatch)
+    cfg = tiny_config()
+    for best_by, figure in (("loss", 2.5), ("bleu", 30.0), ("ter", 40.0)):
+        state = PhaseState(step=10).as_dict("finetune", cfg, as_loss(best_by, figure), best_by)
+        assert state[f"best_valid_{best_by}"] == figure  # the figure itself, as logged
+        assert best_from_state(state, best_by) == as_loss(best_by, figure)
+    assert as_loss("ter", 40.0) < as_loss("ter", 50.0) and as_loss("bleu", 40.0) < as_loss("bleu", 30.0)
+
+
 def test_best_k_by_loss_when_the_run_did_not_decode(tmp_path):
     folder, _ = run_with_checkpoints(tmp_path, [3.0, 2.5, 2.7], "valid_loss")
     assert [p.name for p in weights_average.best_step_checkpoints(folder, 2)] == [

@@ -99,6 +99,18 @@ SCORERS = {s.name: s for s in (
 LOSS = "loss"  # best_by: the teacher-forced validation loss (no decoding)
 
 
+def as_loss(best_by: str, value: float) -> float:
+    """``value`` of the figure that ``best_by`` selects by (the validation loss, or a scorer's criterion) as
+    a criterion where lower is better; the map is its own inverse (a lower-is-better figure is kept, a
+    higher-is-better one negated).
+
+    >>> as_loss("loss", 2.5), as_loss("bleu", 30.0), as_loss("bleu", as_loss("bleu", 30.0))
+    (2.5, -30.0, 30.0)
+    """
+    scorer = selection(best_by)
+    return float(value) if scorer is None or not scorer.higher_is_better else -float(value)
+
+
 def get(name: str) -> Scorer:
     try:
         return SCORERS[name]

@@ -60,14 +60,14 @@ class PhaseState:
         self.mix_epoch, self.mix_batch_in_epoch = mix_epoch, mix_batch_in_epoch
 
     def as_dict(self, phase, cfg, best=None, best_by="loss"):
-        """The run state of a checkpoint; ``best`` is the selection criterion (lower is better: the
-        validation loss, or minus the validation score of the scorer ``best_by``), stored as
-        ``best_valid_loss`` or ``best_valid_<best_by>`` (the score itself)."""
+        """The run state of a checkpoint; ``best`` is the selection criterion (lower is better:
+        ``scorers.as_loss`` of the validation loss or of the scorer ``best_by``'s score), stored as
+        ``best_valid_loss`` or ``best_valid_<best_by>`` (the figure itself)."""
         state = {"phase": phase, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                  "mix_epoch": self.mix_epoch, "mix_batch_in_epoch": self.mix_batch_in_epoch,
                  "config_json": cfg.to_json_text()}
         if best is not None and math.isfinite(best):
-            state[f"best_valid_{best_by}"] = float(best) if best_by == scorers.LOSS else -float(best)
+            state[f"best_valid_{best_by}"] = scorers.as_loss(best_by, best)
         return state
 
 
@@ -84,7 +84,7 @@ def best_from_state(state: dict, best_by: str) -> float:
     key = f"best_valid_{best_by}"
     if key not in state:
         return math.inf
-    return float(state[key]) if best_by == scorers.LOSS else -float(state[key])
+    return scorers.as_loss(best_by, state[key])
 
 
 def _build_step(run):
@@ -294,7 +294,7 @@ class _Phase:
         metric = f"valid_{self.best_by}"
         if self.validator is not None:
             result.update(self.validator(run.net))
-            criterion = -result[metric]
+            criterion = scorers.as_loss(self.best_by, result[metric])
         run.trim_metrics()
         run.metrics.write({"phase": phase, "step": pos.step, "epoch": pos.epoch, **result})
         logger.info("%s step %d: valid loss %.4f ppl %.2f", phase, pos.step, result["valid_loss"],
