@@ -78,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--cornell", required=True, help="folder with movie_lines.txt and movie_conversations.txt")
     p.add_argument("--bpe_merges", type=int, default=10000, help="BPE merge operations")
     p.add_argument("--max_len", type=int, default=64, help="longest pre-training sentence / source, in tokens")
+    p.add_argument("--gigaword_weight", type=int, default=1, metavar="N",
+                   help="the Gigaword training articles appear N times in the pre-training text (in-domain text "
+                        "weighted up; training split only; default 1: once, like every other sentence)")
     p.add_argument("--pretrain_steps", type=int, default=1000)
     p.add_argument("--finetune_steps", type=int, default=500, help="Gigaword fine-tuning steps (each system)")
     p.add_argument("--cornell_steps", type=int, default=0, help="Cornell fine-tuning steps (default: finetune_steps)")
@@ -154,7 +157,7 @@ def parse_args(argv=None):
     bad = [o for o in args.decode_option + args.scratch_decode_option if not o.startswith("--decode_config.")]
     if bad:
         p.error(f"--decode_option takes --decode_config.KEY=VALUE settings, got {bad[0]}")
-    for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len"):
+    for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len", "gigaword_weight"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     return args
@@ -355,18 +358,13 @@ def prepare_data(pipe):
         pipe.py("apply_bpe_encoding.py", "--codes", codes, "--src_folder", tok_eval, "--output_folder", bpe_eval,
                 "--existed_vocab", vocab, "--processes", procs),
     ], after=["tokenize"], extra=release.get("digest", "") if release else "")
-    mono.mkdir(parents=True, exist_ok=True)
-    for f in mono.glob("*.txt"):
-        f.unlink()
-    for f in sorted(bpe.glob("*_bpe.txt")):
-        # monolingual pre-training text: every training file but the Cornell contexts (they repeat the responses)
-        # and the Gigaword titles (the fine-tuning targets)
-        if "cornell_train_src" not in f.name and "giga_train_ref" not in f.name:
-            os.symlink(f, mono / f.name)
+    if not release:
+        pretraining_text(bpe, mono, args.gigaword_weight)
     length = str(args.max_len)
     pretraining_data = [] if release else [
         pipe.py("news_crawl.py", "--src_folder", mono, "--existed_vocab", vocab, "--output_folder", data,
                 "--max_len", length, "--min_len", "5", "--valid_every", "100", "--processes", procs)]
+    weight = f"gigaword_weight {args.gigaword_weight}" if args.gigaword_weight > 1 and not release else ""
     pipe.stage("datasets", [
         *pretraining_data,
         pipe.py("gigaword.py", *[a for key in GIGAWORD_FILES for a in
@@ -375,9 +373,35 @@ def prepare_data(pipe):
                 "--processes", procs),
         pipe.py("cornell_dialog.py", "--raw_folder", cornell, "--output_folder", data / "cornell", "--codes", codes,
                 "--existed_vocab", vocab, "--max_len", length, "--max_tgt_len", length, "--processes", procs, *case),
-    ], after=["bpe"])
+    ], after=["bpe"], extra=weight)
     return {"giga_test_ref": giga_files["test_ref"], "data": data, "vocab": vocab, "codes": codes,
             "release": release}
+
+
+GIGAWORD_COPIES = "zz_giga_copies_bpe.txt"  # sorts after the files it repeats: news_crawl.py reads in name order
+
+
+def pretraining_text(bpe: Path, mono: Path, gigaword_weight: int = 1) -> list:
+    """Fill ``mono`` with the monolingual pre-training text, as news_crawl.py reads it (every file, in name
+    order): links to every BPE'd training file but the Cornell contexts (they repeat the responses) and the
+    Gigaword titles (the fine-tuning targets); with ``gigaword_weight`` N > 1, one more file holding N - 1
+    copies of the Gigaword training articles. Returns the files, in order."""
+    from src.utils.fileio import atomic_open
+
+    mono.mkdir(parents=True, exist_ok=True)
+    for f in mono.glob("*.txt"):
+        f.unlink()
+    for f in sorted(bpe.glob("*_bpe.txt")):
+        if "cornell_train_src" not in f.name and "giga_train_ref" not in f.name:
+            os.symlink(f, mono / f.name)
+    if gigaword_weight > 1:
+        articles = (bpe / "giga_train_src_bpe.txt").read_text(encoding="utf-8")
+        if articles and not articles.endswith("\n"):
+            articles += "\n"
+        with atomic_open(mono / GIGAWORD_COPIES) as out:
+            for _ in range(gigaword_weight - 1):
+                out.write(articles)
+    return sorted(mono.glob("*.txt"))
 
 
 def release_files(pipe) -> dict | None:

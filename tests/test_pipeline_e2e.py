@@ -53,3 +53,28 @@ def test_raw_text_round_trips_through_the_whole_pipeline(tmp_path):
             restored_text.append(vocab.decode(full))
     assert restored_text == [" ".join(word_tokenize(line)) for line in raw]
     assert np.mean([t.endswith("?") for t in restored_text]) > 0.3
+
+
+def test_gigaword_weight_repeats_the_training_articles_in_the_pretraining_text(tmp_path):
+    """scripts/pipeline.py --gigaword_weight N: the pre-training text holds every Gigaword training article N
+    times, the other training text once, and never the titles (fine-tuning targets) or Cornell contexts."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import pipeline
+
+    bpe, mono = tmp_path / "bpe", tmp_path / "mono"
+    articles, titles = ["a b c d e", "f g h i j"], ["title one", "title two"]
+    write_lines(bpe / "giga_train_src_bpe.txt", articles)
+    write_lines(bpe / "giga_train_ref_bpe.txt", titles)
+    write_lines(bpe / "cornell_train_src_tokenized_bpe.txt", ["a context"])
+    write_lines(bpe / "cornell_train_tgt_tokenized_bpe.txt", ["a response"])
+    write_lines(bpe / "news_tokenized_bpe.txt", ["news one", "news two"])
+    for weight in (3, 1):  # the second call replaces the first one's files
+        files = pipeline.pretraining_text(bpe, mono, weight)
+        lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+        assert [lines.count(a) for a in articles] == [weight, weight]
+        assert lines.count("a response") == 1 and lines.count("news one") == 1
+        assert not set(titles + ["a context"]) & set(lines)
+        assert (files[-1].name == pipeline.GIGAWORD_COPIES) == (weight > 1)  # read last: after the originals
