@@ -26,6 +26,7 @@ from src.dataset.writer import Build, remove_dataset
 from src.text.dictionary import Dictionary
 from src.utils.cli import add_normalization_options, run_cli
 from src.utils.fileio import check_output_folder, count_lines, require_dir, require_file
+from src.utils.output_lock import hold
 
 logger = logging.getLogger("cornell_dialog")
 
@@ -68,6 +69,12 @@ def main(argv=None):
     if args.codes:
         require_file(args.codes, "BPE codes")
     out = check_output_folder(args.output_folder, "--output_folder")
+    with hold(out):  # one build per folder, from before its first file is written to after its last
+        return write_outputs(args, out, vocab, vocab_path)
+
+
+def write_outputs(args, out, vocab, vocab_path):
+    """Everything the run writes into ``out`` (held by the caller)."""
     if args.raw_folder:
         folder = require_dir(args.raw_folder, "--raw_folder")
         pairs, dropped = dialog_pairs(folder / "movie_lines.txt", folder / "movie_conversations.txt",
@@ -97,7 +104,6 @@ def main(argv=None):
                         dict(stats.dropped) or "none", 100 * stats.unk_rate)
         build.publish()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

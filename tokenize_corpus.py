@@ -9,7 +9,6 @@ tokens of each sentence joined by single spaces. Empty sentences and sentences l
 
 import argparse
 import sys
-from pathlib import Path
 
 from src.text.corpus import tokenize_files
 from src.text.tokenizer import TOKENIZERS
@@ -34,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None):
+def main(argv=None, require_output=False):
+    """Tokenize; returns the statistics. With ``require_output`` (the command line), a run in which every
+    line was dropped is an error, and nothing is written (the previous outputs stay as they were)."""
     args = build_parser().parse_args(argv)
     if args.pool_size < 1:
         raise UserError(f"--pool_size must be >= 1, got {args.pool_size}")
@@ -43,26 +44,15 @@ def main(argv=None):
     inputs = text_files(args.corpus_folder)
     require_text(inputs, "--corpus_folder files")
     check_output_folder(args.output_folder, "--output_folder")
-    result = tokenize_files(inputs, args.output_folder, tokenizer=args.tokenizer,
-                            max_tokens=args.max_tokens, lowercase=args.lowercase, keep_lines=args.keep_lines,
-                            hash_digits=args.hash_digits, pool_size=args.pool_size)
-    return result
+    return tokenize_files(inputs, args.output_folder, tokenizer=args.tokenizer, max_tokens=args.max_tokens,
+                          lowercase=args.lowercase, keep_lines=args.keep_lines, hash_digits=args.hash_digits,
+                          pool_size=args.pool_size, require_output=require_output)
 
 
 def command(argv=None):
-    """The command line: :func:`main`, and an error (exit 2) when every line was dropped, with the empty
-    outputs removed (:func:`main` itself returns the statistics, as its callers expect)."""
-    result = main(argv)
-    if result["lines_written"] == 0:
-        args = build_parser().parse_args(argv)
-        inputs = text_files(args.corpus_folder)
-        for src in inputs:
-            (Path(args.output_folder) / f"{src.stem}_tokenized.txt").unlink(missing_ok=True)
-        dropped = result["dropped"]
-        raise UserError(f"{', '.join(str(p) for p in inputs[:5])}: no line left after tokenization "
-                        f"({result['lines_read']} read: {dropped['empty']} empty, {dropped['too_long']} longer than "
-                        f"{args.max_tokens} tokens): nothing written")
-    return result
+    """The command line: :func:`main`, and an error (exit 2) when every line was dropped, checked before
+    anything is published (:func:`main` itself returns the statistics, as its callers expect)."""
+    return main(argv, require_output=True)
 
 
 if __name__ == "__main__":

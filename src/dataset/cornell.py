@@ -67,11 +67,14 @@ def split_of(conversation_key: str, valid_percent: float, test_percent: float) -
 
 
 def dialog_pairs(lines_path, conversations_path, valid_percent=5.0, test_percent=5.0):
-    """Return ``({split: [(context, response), ...]}, Counter of dropped pairs by reason)``."""
+    """Return ``({split: [(context, response), ...]}, Counter of dropped pairs by reason)``; a UserError naming
+    both files when no pair is left."""
     texts = read_movie_lines(lines_path)
     pairs = {split: [] for split in SPLITS}
     dropped = Counter()
+    conversations = 0
     for line_no, ids in read_conversations(conversations_path):
+        conversations += 1
         missing = [i for i in ids if i not in texts]
         if missing:
             raise UserError(f"{where(conversations_path, line_no)}: line id(s) {missing} are not in "
@@ -83,6 +86,10 @@ def dialog_pairs(lines_path, conversations_path, valid_percent=5.0, test_percent
                 dropped["empty"] += 1
                 continue
             pairs[split].append((context, response))
+    if not any(pairs.values()):  # an empty corpus (or one without two non-empty lines in a row) builds nothing
+        reasons = f"; {sum(dropped.values())} dropped for an empty line" if dropped else ""
+        raise UserError(f"{lines_path}, {conversations_path}: no dialog pair ({len(texts)} line(s), {conversations} "
+                        f"conversation(s){reasons}): nothing written")
     return pairs, dropped
 
 

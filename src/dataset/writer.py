@@ -37,6 +37,27 @@ BLOCK_ROWS = 1000
 WRITER_ROOM = 3 << 25
 
 
+# MindSpore's own words for a full disk, in a writer's RuntimeError
+DISK_FULL = re.compile(r"no (free disk|space left)|disk is full", re.IGNORECASE)
+
+
+def mindspore_error(exc: BaseException) -> str:
+    """The message of a MindSpore RuntimeError without its banners and call stack, on one line.
+
+    >>> mindspore_error(RuntimeError("Exception thrown from dataset pipeline. Refer to 'Dataset Pipeline Error "
+    ...     "Message'.\\n----\\n- Dataset Pipeline Error Message:\\n----\\n[ERROR] [Internal ERROR] Failed to "
+    ...     "write mindrecord meta files.\\n----\\n- C++ Call Stack: (For framework developers)\\n----\\nx.cc(1)."))
+    'Failed to write mindrecord meta files.'
+    >>> mindspore_error(RuntimeError("Unexpected error. Failed to write file.\\nLine of code : 12\\nFile : x.cc"))
+    'Unexpected error. Failed to write file.'
+    """
+    text = str(exc)
+    section = re.search(r"Dataset Pipeline Error Message:\s*-*\s*(.*?)(?:\n\s*-{3,}|$)", text, re.DOTALL)
+    text = section.group(1) if section else text.split("Line of code")[0]
+    text = re.sub(r"^(\s*\[(?:Internal )?ERROR\])+", "", text)
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def manifest_path(dataset_path) -> Path:
     """``out/gigaword_train.mindrecord`` -> ``out/gigaword_train.mindrecord.manifest.json``."""
     return Path(str(dataset_path) + MANIFEST_SUFFIX)
@@ -69,7 +90,8 @@ class PartFile:
     def _flush(self):
         if self._block:
             self.require_room()
-            self._writer.write_raw_data(self._block)
+            with self._failures("write its rows"):
+                self._writer.write_raw_data(self._block)
             self.count += len(self._block)
             self._block = []
 
@@ -78,14 +100,42 @@ class PartFile:
         self._flush()
         if self.count:
             self.require_room()
-            self._writer.commit()
+            with self._failures("commit"):
+                self._writer.commit()
         return self.count
+
+    @property
+    def final_path(self) -> Path:
+        """The part's name once published (it is written in its dataset's temporary folder)."""
+        return self.path.parent.parent / self.path.name
+
+    @contextlib.contextmanager
+    def _failures(self, what: str):
+        """MindSpore's writer reports a failed write (a disk that filled up since :meth:`require_room`
+        looked, a folder removed under it) as a bare RuntimeError: turn it into an error naming the part,
+        an ENOSPC OSError ("the disk is full") when its disk has (nearly) no room left. The part's
+        temporary folder is removed by its dataset's ``close``."""
+        try:
+            yield
+        except RuntimeError as exc:
+            detail = mindspore_error(exc)
+            try:
+                free = shutil.disk_usage(self.path.parent).free
+            except OSError:
+                free = None
+            if (free is not None and free < WRITER_ROOM) or DISK_FULL.search(detail):
+                room = f"; {free / 2**20:.0f} MiB free" if free is not None and free < WRITER_ROOM else ""
+                raise OSError(errno.ENOSPC, f"No space left on device: the MindRecord writer could not {what} "
+                                            f"({detail}{room})",
+                              str(self.final_path)) from None
+            raise UserError(f"{self.final_path}: the MindRecord writer could not {what} ({detail}); is the disk "
+                            "full or the folder no longer writable?") from None
 
     def require_room(self):
         """An OSError naming the part (by its final name) when its disk, or the process's file size limit,
         leaves less than ``WRITER_ROOM`` bytes: MindSpore's writer crashes the process (a segmentation
         fault, measured on 2.10) instead of reporting a failed write, so it is never let near one."""
-        final = self.path.parent.parent / self.path.name  # the part's name once published
+        final = self.final_path
         free = shutil.disk_usage(self.path.parent).free
         if free < WRITER_ROOM:
             raise OSError(errno.ENOSPC, f"No space left on device: {free / 2**20:.0f} MiB free, the MindRecord "
