@@ -60,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--tokenized_output", action="store_true",
                    help="write hypotheses as tokens (BPE removed, not detokenized), to score against tokenized "
                         "references such as Gigaword's ('do n't', '#.# percent')")
-    p.add_argument("--batch_size", type=int, default=0,
+    p.add_argument("--batch_size", type=int, default=None,
                    help="sentences decoded at once (a slot is refilled as its sentence stops); "
                         "default: dataset_config.batch_size")
     p.add_argument("--interactive", action="store_true", help="read raw lines on stdin, print one output each")
@@ -74,8 +74,8 @@ def parse_args(argv=None):
         p.error("--hypotheses scores text: choose --metric " + "|".join(SCORERS))
     if args.test_src and not (args.test_ref or args.interactive):
         p.error("--test_src needs --test_ref")
-    if args.batch_size < 0:
-        p.error("--batch_size must be positive")
+    if args.batch_size is not None and args.batch_size < 1:
+        p.error(f"--batch_size must be at least 1, got {args.batch_size}")
     args.overrides = rest + ([f"--dataset_config.batch_size={args.batch_size}"] if args.batch_size else [])
     return args
 

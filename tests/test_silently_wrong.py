@@ -480,3 +480,89 @@ def test_a_warmup_longer_than_the_run_is_a_warning(data, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "learn_rate_config.warmup_steps 100 is beyond the 2 steps of this phase: the learning rate never " \
            "reaches lr=0.001" in done.stderr
+
+
+# ------------------------------------------------------------------ an evaluation's output set
+
+
+def _hyps_only(hypotheses, references, out, *extra):
+    return subprocess.run([sys.executable, "eval.py", "--hypotheses", str(hypotheses), "--test_ref", str(references),
+                           "--output", str(out), *extra], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_an_evaluation_never_overwrites_what_it_reads(model, tmp_path):
+    """--output (or its report / summary) naming an input is refused before any work, the input intact."""
+    ref_bytes, ckpt_bytes = (model / "ref.txt").read_bytes(), (model / "m.ckpt").read_bytes()
+    for out in (model / "ref.txt", model / "m.ckpt", model / "src.txt"):
+        done = _eval(model, "m.ckpt", out)
+        assert done.returncode == 2 and "would overwrite an input of this evaluation" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    link = tmp_path / "link.txt"  # another name for the references
+    link.symlink_to(model / "ref.txt")
+    assert _eval(model, "m.ckpt", link).returncode == 2
+    assert (model / "ref.txt").read_bytes() == ref_bytes and (model / "m.ckpt").read_bytes() == ckpt_bytes
+    assert not (model / "ref.txt.report.json").exists()
+    hyps = tmp_path / "h.txt"
+    write_lines(hyps, ["cat", "dog", "house"])
+    done = _hyps_only(hyps, model / "ref.txt", model / "ref.txt")
+    assert done.returncode == 2 and (model / "ref.txt").read_bytes() == ref_bytes
+
+
+@pytest.mark.slow
+def test_a_report_always_describes_the_hypotheses_beside_it(model, tmp_path):
+    out = tmp_path / "x.txt"
+    assert _eval(model, "m.ckpt", out).returncode == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("x.txt*")}
+    # a perplexity report or a report of other hypotheses would land beside x.txt: refused, nothing changed
+    done = _eval(model, "m.ckpt", out, "--metric", "ppl")
+    assert done.returncode == 2 and "writes no hypotheses" in done.stderr
+    other = tmp_path / "other.txt"
+    write_lines(other, ["cat", "dog", "house"])
+    done = _hyps_only(other, model / "ref.txt", out)
+    assert done.returncode == 2 and "is not --hypotheses" in done.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("x.txt*")} == before
+    # a report path that cannot be written is found before the decoding: the old set stays as it was
+    (tmp_path / "y.txt").write_text("old\nold\nold\n")
+    (tmp_path / "y.txt.report.json").mkdir()
+    done = _eval(model, "m.ckpt", tmp_path / "y.txt")
+    assert done.returncode == 2 and "y.txt.report.json" in done.stderr
+    assert (tmp_path / "y.txt").read_text() == "old\nold\nold\n"
+    # scoring the file in place describes it, and the summary names it
+    done = _hyps_only(out, model / "ref.txt", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import hashlib
+
+    report = json.loads(Path(f"{out}.report.json").read_text())
+    assert report["hypotheses_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert f"{out} (sha256 {report['hypotheses_sha256'][:12]})" in Path(f"{out}.summary.txt").read_text()
+
+
+@pytest.mark.slow
+def test_perplexity_of_a_model_that_produces_garbage_is_an_error(model, tmp_path):
+    done = _eval(model, "huge.ckpt", tmp_path / "p.txt", "--metric", "ppl")
+    assert done.returncode == 2 and "not a finite number" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not list(tmp_path.glob("p.txt*"))
+
+
+def test_empty_references_are_counted_and_all_empty_is_an_error(tmp_path):
+    hyps, refs = tmp_path / "h.txt", tmp_path / "r.txt"
+    write_lines(hyps, ["the cat", "a dog", "red house"])
+    write_lines(refs, ["the cat", "", "red house"])
+    done = _hyps_only(hyps, refs, tmp_path / "o.txt")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 of 3 reference line(s) are empty" in done.stderr
+    assert json.loads((tmp_path / "o.txt.report.json").read_text())["empty_references"] == 1
+    assert "WARNING: empty references | 1 of 3" in (tmp_path / "o.txt.summary.txt").read_text()
+    write_lines(refs, ["", " ", ""])
+    done = _hyps_only(hyps, refs, tmp_path / "o2.txt")
+    assert done.returncode == 2 and "every reference line is empty" in done.stderr
+    assert not list(tmp_path.glob("o2.txt*"))
+
+
+def test_a_batch_size_below_one_is_refused(tmp_path):
+    for size in ("0", "-1"):
+        done = subprocess.run([sys.executable, "eval.py", "--checkpoint", "m.ckpt", "--batch_size", size],
+                              cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "--batch_size must be at least 1" in done.stderr

@@ -58,6 +58,7 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     """Evaluate as requested: write the hypotheses (ROUGE), the report and the summary, or answer
     stdin line by line (interactive). The checkpoint is read once."""
     if args.hypotheses:  # scoring only: no model
+        check_output_set(args, [args.hypotheses, args.test_ref])
         return score_hypotheses_file(args)
     from config.config import MassConfig
 
@@ -97,7 +98,13 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
     check_pairing(args, manifest)
     if args.interactive:
         return evaluate(args, cfg, weights, checkpoint, vocab, test_dataset, manifest, stdin, stdout)
-    check_writable(args.output)  # before minutes of decoding
+    inputs = [checkpoint, vocab, args.codes, args.test_src, args.test_ref, args.config]
+    if test_dataset:
+        from src.dataset.writer import dataset_files
+
+        inputs += [*dataset_files(test_dataset), manifest_path(test_dataset)]
+        inputs += [resolve_source_path(p, test_dataset) for p in (manifest or {}).get("sources") or [] if p]
+    check_output_set(args, inputs)  # before minutes of decoding
     from src.utils.output_lock import hold
 
     with hold(args.output):  # one evaluation per hypotheses file: its report always describes it
@@ -154,10 +161,10 @@ def score_hypotheses_file(args: EvalRequest) -> int:
     if not hypotheses:
         raise UserError(f"{args.hypotheses}: no line to score")
     output = Path(args.output)
-    check_writable(output.with_name(output.name + ".report.json"))
     report = {"metric": args.metric, "hypotheses": str(args.hypotheses), "references": str(args.test_ref),
               "hypotheses_sha256": hashlib.sha256(Path(args.hypotheses).read_bytes()).hexdigest(),
-              "pairs": len(hypotheses), scorer.report_key: scorer.score(hypotheses, references)}
+              "pairs": len(hypotheses), "empty_references": count_empty_references(references, args.test_ref),
+              scorer.report_key: scorer.score(hypotheses, references)}
     write_report(report, output)
     return 0
 
@@ -185,9 +192,47 @@ def check_pairing(args: EvalRequest, manifest: dict | None):
                         "references must pair line by line")
 
 
-def check_writable(output):
-    """A UserError now, rather than after the decoding, when ``output`` cannot be written."""
-    check_output_file(output, "--output (hypotheses file)")
+def output_set(output) -> list[Path]:
+    """What an evaluation writes for ``--output``: the hypotheses file, its report and its summary."""
+    output = Path(output)
+    return [output, output.with_name(output.name + ".report.json"), output.with_name(output.name + ".summary.txt")]
+
+
+def manifest_path(dataset) -> Path:
+    from src.dataset.writer import manifest_path as path
+
+    return path(dataset)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_output_set(args: EvalRequest, inputs):
+    """Before any work, a UserError when a file of the output set (``output_set``) cannot be written or is
+    one of the ``inputs`` (an evaluation never overwrites what it reads), and when the hypotheses file
+    beside the report would not be the one the report describes: a perplexity report writes no hypotheses
+    (so ``--output`` must not hold any), a scoring-only report describes ``--hypotheses`` (so ``--output``
+    must be absent or that very file)."""
+    files = output_set(args.output)
+    written = list(zip(files, ("--output (hypotheses file)", "the report (--output + .report.json)",
+                               "the summary (--output + .summary.txt)"), strict=True))
+    for path, what in written[1:] if args.hypotheses else written:  # scoring only writes no hypotheses
+        for source in (Path(p) for p in inputs if p):
+            if _same_file(path, source) or path.resolve() == source.resolve():
+                raise UserError(f"{path}: {what} would overwrite an input of this evaluation ({source}): choose "
+                                "another --output")
+        check_output_file(path, what)
+    output = files[0]
+    if args.metric == "ppl" and not args.interactive and output.exists():
+        raise UserError(f"{output}: exists; a perplexity evaluation writes no hypotheses, so its report beside "
+                        "this file would not describe it: choose another --output (or remove the file)")
+    if args.hypotheses and output.exists() and not _same_file(output, Path(args.hypotheses)):
+        raise UserError(f"{output}: exists and is not --hypotheses {args.hypotheses}: the report beside it would "
+                        "describe another file: choose another --output (or --output {args.hypotheses})")
 
 
 # ---- interactive ------------------------------------------------------------------------------------------
@@ -262,6 +307,18 @@ def resolve_source_path(path, dataset):
     return str(beside if beside.is_file() else path)
 
 
+def count_empty_references(references, where) -> int:
+    """How many references are empty: a UserError when all are (no score means anything), a WARNING when
+    some are (those pairs score 0 whatever the hypothesis; the report and summary record the count)."""
+    empty = sum(1 for r in references if not r.split())
+    if references and empty == len(references):
+        raise UserError(f"{where}: every reference line is empty: nothing to score against")
+    if empty:
+        logger.warning("%s: %d of %d reference line(s) are empty: those pairs score 0", where, empty,
+                       len(references))
+    return empty
+
+
 def read_references(path, from_bpe: bool, detokenized=True) -> list[str]:
     """Reference lines; a BPE'd file (``*_bpe*``) is de-BPE'd and detokenized like the hypotheses."""
     require_file(path, "reference file")
@@ -311,20 +368,25 @@ def evaluate_generation(gen, args, test_dataset, manifest) -> dict:
     references = read_references(ref_path, from_bpe, detokenized)
     if len(references) != len(sources):
         raise UserError(f"{ref_path}: {len(references)} references for {len(sources)} test sources")
+    empty_references = count_empty_references(references, ref_path)
     start = time.time()
     hypotheses = decode_all(gen, sources, detokenized)
     seconds = time.time() - start
-    output = Path(args.output)
-    with atomic_open(output) as handle:
-        handle.writelines(h + "\n" for h in hypotheses)
     from src.evaluation.decode_score import score_texts
 
     source_words = [gen.vocab.decode(ids, strip_bpe=True) for ids in sources]
-    result = score_texts(scorer, hypotheses, references, source_words)
+    result = score_texts(scorer, hypotheses, references, source_words)  # scored before anything is replaced
+    output = Path(args.output)
+    text = "".join(h + "\n" for h in hypotheses)
+    for stale in output_set(output)[1:]:  # never an old report beside the new hypotheses, even if stopped here
+        stale.unlink(missing_ok=True)
+    with atomic_open(output) as handle:
+        handle.write(text)
     return {"hypotheses": str(output), "references": str(ref_path), "references_de_bpe": from_bpe,
             "hypotheses_detokenized": detokenized,
-            "hypotheses_sha256": hashlib.sha256(output.read_bytes()).hexdigest(),
-            "pairs": len(hypotheses), "sources_cut": cut_count, "source_max_len": source_cap(gen.config),
+            "hypotheses_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "pairs": len(hypotheses), "empty_references": empty_references, "sources_cut": cut_count,
+            "source_max_len": source_cap(gen.config),
             "decode": gen.search_settings().options(), "decode_seconds": round(seconds, 3),
             "sentences_per_second": round(len(hypotheses) / seconds, 3) if seconds > 0 else None,
             scorer.report_key: result["scores"], "copy": result["copy"]}
@@ -378,7 +440,11 @@ def evaluate_ppl(gen, args, test_dataset) -> dict:
     result = corpus_perplexity(gen.model, scoring_batches(pairs), continuation_mask(gen.vocab.symbols))
     if result.subword_tokens == 0:
         raise UserError("the test set has no target token")
-    return {"ppl": result.as_dict(), "label_smoothing": 0.0, "seconds": round(time.time() - start, 3),
+    figures = result.as_dict()
+    if not all(np.isfinite(float(figures[k])) for k in ("subword_ppl", "word_ppl")):
+        raise UserError(f"{args.checkpoint or 'the model'}: its test loss is not a finite number (perplexity "
+                        f"{figures['subword_ppl']} per subword): the weights produce garbage; no report written")
+    return {"ppl": figures, "label_smoothing": 0.0, "seconds": round(time.time() - start, 3),
             "pairs": len(pairs), "sources_cut": sources_cut, "targets_cut": targets_cut,
             "source_max_len": source_cap(gen.config)}
 
@@ -389,9 +455,13 @@ def summary_table(report: dict) -> str:
     from src.evaluation.scorers import SCORERS
 
     rows = [("metric", report["metric"])]
+    if report.get("hypotheses"):
+        rows += [("hypotheses", f"{report['hypotheses']} (sha256 {report['hypotheses_sha256'][:12]})")]
     scorer = SCORERS.get(report["metric"])
     if scorer is not None and scorer.report_key in report:
         rows += scorer.rows(report[scorer.report_key])
+    if report.get("empty_references"):
+        rows += [("WARNING: empty references", f"{report['empty_references']} of {report['pairs']} (score 0)")]
     if report.get("sources_cut"):
         rows += [("WARNING: sources cut", f"{report['sources_cut']} longer than {report['source_max_len']} tokens")]
     if report.get("targets_cut"):
