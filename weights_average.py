@@ -21,6 +21,7 @@ Examples:
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from src.utils.average import average_checkpoints, checkpoint_paths, last_step_checkpoints
 from src.utils.checkpoint import npz_path, save_npz
@@ -144,7 +145,11 @@ def select_inputs(args) -> list:
 def main(argv=None):
     args = parse_args(argv)
     paths = select_inputs(args)
-    check_output_file(npz_path(args.output_file), "--output_file")
+    output = npz_path(args.output_file)
+    for path in paths:
+        if output.resolve() == Path(path).resolve() or (output.exists() and output.samefile(path)):
+            raise UserError(f"{output}: --output_file is one of the checkpoints averaged: choose another name")
+    check_output_file(output, "--output_file")
     for path in paths:
         logger.info("input: %s", path)
     output = save_npz(args.output_file, average_checkpoints(paths), config_json=shared_config(paths))

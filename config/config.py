@@ -297,6 +297,13 @@ class MassConfig:
         longest = max(data.max_len, data.max_tgt_len)
         _require(model.max_position_embeddings >= longest, "model_config.max_position_embeddings",
                  f"{model.max_position_embeddings} rows cannot hold max_len/max_tgt_len {longest}")
+        decode = self.decode_config
+        _require(decode.min_decode_length < model.max_position_embeddings, "decode_config.min_decode_length",
+                 f"{decode.min_decode_length} cannot be met within the model's {model.max_position_embeddings} "
+                 "positions (a hypothesis ends there)")
+        _require(decode.max_decode_length_a > 0 or decode.min_decode_length <= decode.max_decode_length_b,
+                 "decode_config.min_decode_length", f"{decode.min_decode_length} exceeds max_decode_length_b "
+                 f"{decode.max_decode_length_b}: no hypothesis could reach it")
 
     # construction -------------------------------------------------------------------------------
     @classmethod

@@ -324,7 +324,7 @@ def test_generate_equals_search_without_cache(eval_model, beam_size, n_best):
     src = np.array([[9, 14, 23, 7, 31, 8, 2], [12, 40, 6, 2, 0, 0, 0]], dtype=np.int32)
     settings = Settings(beam_size=beam_size, max_len_a=0.5, max_len_b=3, min_len=2, length_penalty=1.0,
                         length_penalty_type="gnmt", no_repeat_ngram_size=2, n_best=n_best)
-    assert settings.forbid == (0, 4)  # <pad> and <mask>, the dictionary's
+    assert settings.forbid == (0, 1, 4)  # <pad>, <s> and <mask>, the dictionary's
     got = generate(eval_model, src, settings)
     max_len = np.array([int(0.5 * 7 + 3), int(0.5 * 4 + 3)])  # 6 and 5
     expected = beam_search(full_recompute_step(eval_model, src, beam_size), 2, settings, max_len=max_len)
@@ -523,3 +523,21 @@ def test_blocked_top_k_equals_top_k(vocab, k, block):
 def test_banned_scatter_repeats_a_banned_id_in_the_padding():
     index, on = (t.asnumpy() for t in banned_scatter(np.array([[-1, -1], [5, -1]])))
     assert index.tolist() == [[0, 0], [5, 5]] and on.tolist() == [[False, False], [True, True]]
+
+
+def test_start_symbol_is_never_generated(eval_model):
+    """``<s>`` only starts the decoder's input: a model that scores it highest still never outputs it (the
+    dictionary's NEVER_GENERATED), where without the ban it would fill the hypotheses."""
+    from src.text.dictionary import BOS_ID
+
+    src = np.array([[9, 14, 23, 7, 31, 8, 2]], dtype=np.int32)
+    settings = Settings(beam_size=2, max_len_b=6, min_len=6)
+    assert BOS_ID in settings.forbid
+    favourite = generate(eval_model, src, settings)[0][0].tokens[0]
+    table = eval_model.embedding.table.asnumpy()  # tied: <s> as 3x the favourite's row outscores it
+    table[BOS_ID] = 3 * table[favourite]
+    eval_model.embedding.table.set_data(Tensor(table))
+    unbanned = generate(eval_model, src, settings.replace(forbid=(0, 4)))[0][0].tokens
+    assert BOS_ID in unbanned  # the model would choose it
+    for hypotheses in (generate(eval_model, src, settings), generate_stream(eval_model, list(src), settings, batch_size=1)):
+        assert BOS_ID not in hypotheses[0][0].tokens and len(hypotheses[0][0].tokens) == 6

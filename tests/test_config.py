@@ -225,3 +225,14 @@ def test_existed_ckpt_skip_patterns_are_checked():
     assert MassConfig().override(["--checkpoint_options.best_by=bleu"]).checkpoint_options.best_by == "bleu"
     with pytest.raises(UserError, match="best_by: must be loss or a metric name"):  # the registry's check: train.py
         MassConfig().override(["--checkpoint_options.best_by=BLEU-4"])
+
+
+def test_a_minimum_decode_length_no_hypothesis_can_reach_is_refused():
+    cfg = MassConfig.from_json(Path(__file__).resolve().parents[1] / "config/tiny.json")
+    with pytest.raises(UserError, match="min_decode_length: 20 exceeds max_decode_length_b 5"):
+        cfg.override(["--decode_config.min_decode_length=20", "--decode_config.max_decode_length_b=5"])
+    with pytest.raises(UserError, match="min_decode_length: 90 cannot be met within the model's 64 positions"):
+        cfg.override(["--decode_config.min_decode_length=90", "--decode_config.max_decode_length_b=100"])
+    ok = cfg.override(["--decode_config.min_decode_length=20", "--decode_config.max_decode_length_b=5",
+                       "--decode_config.max_decode_length_a=1.5"])  # a cap that grows with the source
+    assert ok.decode_config.min_decode_length == 20

@@ -203,3 +203,22 @@ def test_killed_training_resumes_exactly_and_leaves_nothing_behind(small_data, t
                            timeout=600)
     assert again.returncode == 0 and "nothing to do" in again.stderr
     assert step_checkpoints(out / "checkpoints")[-1] == final  # no step past the end
+
+
+@pytest.mark.slow
+def test_resume_auto_takes_the_highest_step_not_the_newest_file(small_data, tmp_path):
+    """A copied run folder (cp -r, rsync) or a touched checkpoint changes file times: --resume auto still
+    resumes from the last phase's highest step."""
+    out = tmp_path / "run"
+    done = subprocess.run(train_cmd(small_data, out, "--max_steps", "4"), env=ENV, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    older = step_checkpoints(out / "checkpoints")[0]
+    assert older.name.endswith("_step2.ckpt")
+    os.utime(older)  # the oldest step is now the newest file
+    again = subprocess.run(train_cmd(small_data, out, "--max_steps", "5", "--resume", "auto"), env=ENV,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "ckpt_pretrain_step4.ckpt (pretrain, step 4)" in again.stderr
+    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5]

@@ -566,3 +566,36 @@ def test_a_batch_size_below_one_is_refused(tmp_path):
         done = subprocess.run([sys.executable, "eval.py", "--checkpoint", "m.ckpt", "--batch_size", size],
                               cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "--batch_size must be at least 1" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_checkpoint_folder_outside_the_run_has_one_writer_too(data, tmp_path):
+    """Two runs in different folders sharing an absolute checkpoint_options.ckpt_path: the second is refused
+    (the first holds the checkpoint folder too), so no run's folder holds another run's checkpoints."""
+    shared = tmp_path / "shared_ckpts"
+    with hold(shared):  # a live training of another run folder writing there
+        done = train(data, tmp_path / "b", "--max_steps", "2", f"--checkpoint_options.ckpt_path={shared}")
+    assert done.returncode == 2 and str(shared) in done.stderr and "in use by pid" in done.stderr, done.stderr[-2000:]
+    assert not list(shared.glob("*.ckpt"))
+    done = train(data, tmp_path / "b", "--max_steps", "2", f"--checkpoint_options.ckpt_path={shared}")
+    assert done.returncode == 0, done.stderr[-2000:]  # free again: the run takes it, and lets it go
+    assert list(shared.glob("*_step2.ckpt")) and not (shared / ".lock").exists()
+
+
+def test_averaging_never_overwrites_an_input(tmp_path, capsys):
+    import weights_average
+    from config.config import MassConfig
+    from src.transformer.transformer import MassTransformer
+    from src.utils.checkpoint import parameter_entries, save_npz
+
+    cfg = MassConfig.from_json(ROOT / "config/tiny.json").override(
+        ["--model_config.vocab_size=40", "--model_config.hidden_size=16", "--model_config.intermediate_size=32"])
+    net = MassTransformer(cfg.model_config)
+    save_checkpoint(tmp_path / "a.ckpt", parameter_entries(net), {"config_json": cfg.to_json_text()})
+    save_npz(tmp_path / "b.npz", {p.name: p.asnumpy() for p in net.get_parameters()}, config_json=cfg.to_json_text())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for out in ("b.npz", "b"):  # "b" is written as b.npz
+        assert run_cli(weights_average.main, ["--input_files", f"{tmp_path / 'a.ckpt'},{tmp_path / 'b.npz'}",
+                                              "--output_file", str(tmp_path / out)]) == 2
+        assert "is one of the checkpoints averaged" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

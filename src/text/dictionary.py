@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 PAD, BOS, EOS, UNK, MASK = "<pad>", "<s>", "</s>", "<unk>", "<mask>"
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
-NEVER_GENERATED = (PAD_ID, MASK_ID)  # ids a decoder never outputs (beam search, the exported greedy decoder)
+# ids a decoder never outputs (beam search, the exported greedy decoder): <s> only ever starts the decoder's input
+NEVER_GENERATED = (PAD_ID, BOS_ID, MASK_ID)
 SPECIAL_SYMBOLS = (PAD, BOS, EOS, UNK, MASK)
 NUM_SPECIALS = len(SPECIAL_SYMBOLS)
 # Gigaword's training side writes <unk>, its test side UNK: both are the unknown word.

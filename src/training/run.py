@@ -144,12 +144,16 @@ def run_training(config_path, overrides=(), output="output", device_target="CPU"
 
     check_output_folder(run_dir, "--output (run folder)")  # before any work (every rank: the same folder)
     rank, group_size = setup_device(device_target, device_id, mode="pynative" if pynative else "graph")
-    with hold(run_dir) if rank == 0 else contextlib.nullcontext():  # one training per run folder
+    with contextlib.ExitStack() as held:
+        if rank == 0:
+            held.enter_context(hold(run_dir))  # one training per run folder
         ms.set_seed(cfg.model_config.random_seed)
         if rank == 0:
             _log_to_file(run_dir / "train.log")
         ckpt_dir = Path(cfg.checkpoint_options.ckpt_path)
         ckpt_dir = ckpt_dir if ckpt_dir.is_absolute() else run_dir / ckpt_dir
+        if rank == 0 and not ckpt_dir.resolve().is_relative_to(run_dir.resolve()):
+            held.enter_context(hold(ckpt_dir))  # a checkpoint folder outside the run's: one training there too
         check_run_folder(run_dir, cfg, resume)
         resumed = _resume_state(resume, ckpt_dir, cfg)
         if resumed is not None:
@@ -223,12 +227,12 @@ def _resume_state(spec, ckpt_dir, cfg):
 
     if spec == "auto":
         prefix = cfg.checkpoint_options.ckpt_prefix
-        found = sorted((p.stat().st_mtime, p) for phase in PHASES
-                       for p in step_checkpoints(ckpt_dir, f"{prefix}_{phase}"))
+        # the last phase's highest step (never the newest file: a copy or a touch changes that)
+        found = [p for phase in PHASES for p in step_checkpoints(ckpt_dir, f"{prefix}_{phase}")]
         if not found:
             logger.info("--resume auto: no checkpoint in %s, starting fresh", ckpt_dir)
             return None
-        spec = found[-1][1]
+        spec = found[-1]
     params, state = load_checkpoint(spec)
     if "step" not in state or "phase" not in state:
         raise UserError(f"{spec}: has no run state (phase, step); use it as existed_ckpt instead")

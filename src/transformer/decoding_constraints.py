@@ -44,7 +44,7 @@ Constraint = Callable[[StepView, "SearchSettings"], "np.ndarray | None"]
 
 
 def never_generated(view: StepView, settings: SearchSettings) -> np.ndarray | None:
-    """``settings.forbid`` (``<pad>``, ``<mask>``: the dictionary's ``NEVER_GENERATED``) for every row."""
+    """``settings.forbid`` (``<pad>``, ``<s>``, ``<mask>``: the dictionary's ``NEVER_GENERATED``) for every row."""
     if not settings.forbid:
         return None
     return np.broadcast_to(np.asarray(settings.forbid, dtype=np.int64), (len(view.steps), len(settings.forbid)))
