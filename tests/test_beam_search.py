@@ -539,5 +539,6 @@ def test_start_symbol_is_never_generated(eval_model):
     eval_model.embedding.table.set_data(Tensor(table))
     unbanned = generate(eval_model, src, settings.replace(forbid=(0, 4)))[0][0].tokens
     assert BOS_ID in unbanned  # the model would choose it
-    for hypotheses in (generate(eval_model, src, settings), generate_stream(eval_model, list(src), settings, batch_size=1)):
+    stream = generate_stream(eval_model, list(src), settings, batch_size=1)
+    for hypotheses in (generate(eval_model, src, settings), stream):
         assert BOS_ID not in hypotheses[0][0].tokens and len(hypotheses[0][0].tokens) == 6

@@ -599,3 +599,21 @@ def test_averaging_never_overwrites_an_input(tmp_path, capsys):
                                               "--output_file", str(tmp_path / out)]) == 2
         assert "is one of the checkpoints averaged" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_a_stored_config_is_evaluated_with_a_warning(model, tmp_path):
+    """A plain MindSpore checkpoint (no config inside): the given --config is trusted, and the log says so."""
+    import mindspore as ms
+
+    from src.utils.checkpoint import load_checkpoint
+
+    params, state = load_checkpoint(model / "m.ckpt")
+    (tmp_path / "cfg.json").write_text(state["config_json"])
+    ms.save_checkpoint([{"name": n, "data": v} for n, v in params.items()], str(tmp_path / "plain.ckpt"))
+    done = subprocess.run([sys.executable, "eval.py", "--checkpoint", str(tmp_path / "plain.ckpt"), "--config",
+                           str(tmp_path / "cfg.json"), "--vocab", str(model / "vocab.txt"), "--test_src",
+                           str(model / "src.txt"), "--test_ref", str(model / "ref.txt"), "--output",
+                           str(tmp_path / "h.txt")], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "plain.ckpt stores no config" in done.stderr and "taken on trust" in done.stderr

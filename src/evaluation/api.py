@@ -43,7 +43,11 @@ def resolve_config(state: dict, source, config=None, overrides=(), config_name=N
         cfg = MassConfig.from_dict(stored, source=f"{source} (stored config)")
         given = "the command line"
     cfg = cfg.override(list(overrides)) if overrides else cfg
-    return check_same_model(cfg, stored, source, given) if stored is not None else cfg
+    if stored is None:  # e.g. a checkpoint of another tool: the weights' shapes are checked, the rest is trusted
+        logger.warning("%s stores no config: %s is taken on trust (only the weights' shapes can be checked: a "
+                       "different head count or activation would go unnoticed)", source, given)
+        return cfg
+    return check_same_model(cfg, stored, source, given)
 
 
 def check_same_model(cfg, stored: dict, source, given: str):
