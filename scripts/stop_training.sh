@@ -45,6 +45,31 @@ for T in "${TARGETS[@]}"; do
         exit 2
     fi
 done
+# and one of them must be the holder of the run folder's lock (src/utils/output_lock.py writes its pid and
+# start time into $RUN/.lock while train.py runs): a process whose command line merely reads like a training
+# of this folder holds none, and a lock file whose holder died names a process that is gone or another one
+LOCK="$RUN/.lock"
+HOLDER="$(cat "$LOCK" 2>/dev/null)" || HOLDER=""
+HPID="" HSTART=""
+[[ "$HOLDER" =~ \"pid\":\ ([0-9]+) ]] && HPID="${BASH_REMATCH[1]}"
+[[ "$HOLDER" =~ \"start_ticks\":\ ([0-9]+) ]] && HSTART="${BASH_REMATCH[1]}"
+if [ -z "$HPID" ]; then
+    echo "error: $LOCK: no process holds $RUN (no lock holder recorded): process $PID is not its training, or" \
+         "it has not started yet (try again in a moment): nothing signalled" >&2
+    exit 2
+fi
+HOLDS=""
+for T in "${TARGETS[@]}"; do if [ "$T" = "$HPID" ]; then HOLDS=1; fi; done
+if [ -z "$HOLDS" ]; then
+    echo "error: $LOCK: $RUN is held by pid $HPID, not by process $PID from $PIDFILE (nor by its workers):" \
+         "nothing signalled" >&2
+    exit 2
+fi
+if [ -z "$HSTART" ] || [ "$(proc_start "$HPID")" != "$HSTART" ]; then
+    echo "error: $LOCK: the holder it records (pid $HPID) is no longer running (process $HPID now is another" \
+         "one): nothing signalled" >&2
+    exit 2
+fi
 kill -TERM "${TARGETS[@]}"
 echo "sent SIGTERM to ${TARGETS[*]}; waiting for the final checkpoint..." >&2
 for _ in $(seq 1 "$WAIT"); do

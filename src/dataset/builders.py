@@ -6,6 +6,7 @@ written in blocks.
 """
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from tqdm import tqdm
 
 from src.dataset import schema
 from src.dataset.modelzoo import to_modelzoo_record
-from src.dataset.writer import Build, MindRecordDatasetWriter
+from src.dataset.writer import Build, MindRecordDatasetWriter, file_sha256
 from src.language_model import example_rng
 from src.language_model.loose_masked_language_model import loose_mask
 from src.language_model.noise_channel_language_model import add_noise
@@ -208,7 +209,7 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
         stats.written = counts["train"]
         options = {k: getattr(opts, k) for k in ("min_len", "max_len", "static_mask", "mask_ratio", "seed",
                                                  "valid_every")}
-        common = {"vocab_path": str(vocab_path), "options": options, "sources": [str(p) for p in paths],
+        common = {"vocab_path": str(vocab_path), "options": options, **source_manifest(paths),
                   "text": text_options.common(paths, "the input files")}
         with Build(vocab) as build:
             build.add(outputs["train"], counts["train"], {**common, "split": "train", "stats": stats.as_dict()})
@@ -224,6 +225,16 @@ def build_monolingual(paths, vocab: Dictionary, vocab_path, train_out, valid_out
         for output in outputs.values():
             output.close()
     return stats, counts["valid"]
+
+
+def source_manifest(paths) -> dict:
+    """What a manifest records of the files a dataset was built from: ``sources``, their absolute paths, and
+    ``source_files``, per file its absolute path, sha256 and line count. eval.py takes a test set's references
+    from that very file (never one that happens to lie at the same relative path in another working folder),
+    and refuses it once its bytes have changed (edited or reordered references would be scored against the
+    wrong hypotheses)."""
+    records = [{"path": os.path.abspath(p), "sha256": file_sha256(p), "lines": count_lines(p)} for p in paths]
+    return {"sources": [r["path"] for r in records], "source_files": records}
 
 
 def _mono_drop_reason(ids, opts):
@@ -289,8 +300,13 @@ def build_pairs(src_path, tgt_path, vocab: Dictionary, vocab_path, out_path, opt
             writer.write(row)
             stats.written += 1
         options = {k: getattr(opts, k) for k in ("max_len", "max_tgt_len", "keep_all", "noise_prob", "seed")}
+        sources = source_manifest([src_path, tgt_path])
+        for record in sources["source_files"]:
+            if record["lines"] != stats.lines:  # rewritten while it was read: the digest would describe another file
+                raise UserError(f"{record['path']}: changed while the dataset was being built ({stats.lines} lines "
+                                f"read, {record['lines']} now): build it again")
         writer.finish_into(build, {"split": split, "vocab_path": str(vocab_path), "options": options,
-                                   "sources": [str(src_path), str(tgt_path)], "stats": stats.as_dict(),
+                                   **sources, "stats": stats.as_dict(),
                                    "text": text_options.common([src_path, tgt_path], "sources and targets"),
                                    **(extra_manifest or {})})
         if own_build:

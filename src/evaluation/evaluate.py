@@ -294,17 +294,73 @@ def load_test_sources(gen, args, test_dataset) -> tuple[list, str | None, int]:
                        missing)
     empty = np.array([EOS_ID], dtype=np.int32)
     sources, cut_count = cut_sources([rows.get(i, empty) for i in range(size)], cap, test_dataset)  # as in training
-    ref = read_manifest(test_dataset).get("sources", [None, None])[1]
-    return sources, resolve_source_path(ref, test_dataset) if ref else None, cut_count
+    return sources, None if args.test_ref else dataset_reference(test_dataset, read_manifest(test_dataset)), cut_count
 
 
-def resolve_source_path(path, dataset):
-    """A manifest's source path: as written (relative to the working folder), else next to the dataset."""
+def dataset_reference(test_dataset, manifest) -> str | None:
+    """The reference file the test set was built from (its manifest's second "sources" entry), checked: a
+    manifest that records its sha256 (``source_files``, builds since the digests were recorded) must find the
+    file unchanged, or the references would no longer be those of the test sources (edited, reordered, another
+    file in its place): a UserError before anything is decoded or written. Older manifests hold the path as
+    given to the build and no digest: see :func:`resolve_source_path`; the file is taken unverified (a
+    WARNING), and refused when two different files could be meant."""
+    paths = manifest.get("sources") or []
+    if len(paths) < 2 or not paths[1]:
+        return None
+    if not isinstance(paths[1], str):
+        raise UserError(f"{test_dataset}: its manifest's 'sources' must list file paths")
+    ref = resolve_source_path(paths[1], test_dataset)
+    records = manifest.get("source_files")
+    record = records[1] if isinstance(records, list) and len(records) > 1 else None
+    if record is None:
+        return _unverified_reference(paths[1], ref, test_dataset)
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        raise UserError(f"{test_dataset}: its manifest's 'source_files' must hold a path, sha256 and line count "
+                        "per source file")
+    if not Path(ref).is_file():
+        raise UserError(f"{ref}: not found: the reference file of the test set {test_dataset} was moved or "
+                        "deleted: give it with --test_ref")
+    from src.dataset.writer import file_sha256
+
+    digest = file_sha256(ref)
+    if digest != record["sha256"]:
+        lines = f", {record['lines']} lines" if isinstance(record.get("lines"), int) else ""
+        raise UserError(f"{ref}: changed since the test set {test_dataset} was built (sha256 {digest[:16]}..., "
+                        f"{count_lines(ref)} lines; built from sha256 {record['sha256'][:16]}...{lines}): give the "
+                        "right file with --test_ref")
+    return ref
+
+
+def _unverified_reference(recorded, ref, test_dataset) -> str:
+    """The reference file of an old manifest (a path as given to the build, no digest)."""
+    from src.dataset.writer import file_sha256
+
+    candidates = {str(p) for p in _relative_candidates(recorded, test_dataset) if p.is_file()}
+    if len(candidates) > 1 and len({file_sha256(p) for p in candidates}) > 1:
+        raise UserError(f"{test_dataset}: its manifest names the reference file {recorded} relative to the folder "
+                        f"of the build, and two different files could be meant ({' and '.join(sorted(candidates))}): "
+                        "give the right file with --test_ref")
+    logger.warning("%s: its manifest records no sha256 of its reference file (built before the digests were "
+                   "recorded): %s is taken unverified; build the test set again or give --test_ref", test_dataset,
+                   ref)
+    return ref
+
+
+def _relative_candidates(path, dataset) -> list:
+    """Where a relative manifest path may be: beside the dataset's folder first, then the working folder."""
     path = Path(path)
-    if path.is_file() or path.is_absolute():
-        return str(path)
-    beside = Path(dataset).parent / path
-    return str(beside if beside.is_file() else path)
+    if path.is_absolute():
+        return [path]
+    return [Path(dataset).parent / path, path]
+
+
+def resolve_source_path(path, dataset) -> str:
+    """A manifest's source path. New builds record absolute paths: taken as they are (never a file that lies at
+    the same relative path in another working folder). Older manifests hold the path as given to the build,
+    relative to a working folder no longer known: taken beside the dataset's folder first, else in the working
+    folder (:func:`dataset_reference` refuses a reference file when both hold different files)."""
+    candidates = _relative_candidates(path, dataset)
+    return str(next((p for p in candidates if p.is_file()), candidates[-1]))
 
 
 def count_empty_references(references, where) -> int:
