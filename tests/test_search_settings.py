@@ -26,7 +26,7 @@ def test_every_decode_config_key_reaches_its_field():
 def test_special_ids_are_the_dictionarys():
     settings = SearchSettings()
     assert (settings.bos, settings.eos) == (BOS_ID, EOS_ID)
-    assert set(settings.forbid) == {PAD_ID, MASK_ID}
+    assert set(settings.forbid) == {PAD_ID, BOS_ID, MASK_ID}  # <s> only starts the decoder input
 
 
 def test_overrides_apply_when_given_and_keep_n_best_within_the_beam():
