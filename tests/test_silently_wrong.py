@@ -161,7 +161,7 @@ def test_a_stale_lock_file_of_a_dead_process_is_taken_over(tmp_path, caplog):
     lock.write_text(json.dumps({"pid": int(dead.stdout), "started": "2000-01-01 00:00:00"}))
     with caplog.at_level("INFO"), hold(tmp_path / "data.mindrecord"):
         assert holder_of(lock)["pid"] == os.getpid()
-    assert f"taking over the lock of pid {int(dead.stdout)}" in caplog.text
+    assert f"taking over the lock file of pid {int(dead.stdout)}" in caplog.text
     assert not lock.exists()
 
 

@@ -130,7 +130,8 @@ def _acquire(output, lock_path: Path) -> int:
             continue
         previous = holder_of(lock_path)
         if previous.get("pid") and previous.get("pid") != os.getpid():
-            logger.info("%s: taking over the lock of %s, which is no longer running", output, describe(previous))
+            logger.info("%s: taking over the lock file of %s, which no longer holds it (the process ended, or "
+                        "its pid was reused)", output, describe(previous))
         start = process_start(os.getpid()) or (None, time.strftime("%Y-%m-%d %H:%M:%S"))
         record = {"pid": os.getpid(), "start_ticks": start[0], "started": start[1], "host": socket.gethostname(),
                   "command": " ".join(sys.argv)[:500]}
