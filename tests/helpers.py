@@ -47,3 +47,23 @@ def news_corpus(folder, n, seed, min_words=5, max_words=10, valid_every=None):
 
 def batches(dataset):
     return list(dataset.create_dict_iterator(output_numpy=True, num_epochs=1))
+
+
+def write_cornell(folder, conversations, malformed=None):
+    """A raw Cornell corpus in ``folder``: ``movie_lines.txt`` (latin-1) and ``movie_conversations.txt`` of
+    ``conversations`` (lists of utterances); ``malformed``: a line inserted third into movie_lines.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sep = " +++$+++ "
+    lines, convs, n = [], [], 0
+    for conv in conversations:
+        ids = []
+        for text in conv:
+            n += 1
+            ids.append(f"L{n}")
+            lines.append(sep.join([f"L{n}", "u0", "m0", "BOB", text]))
+        convs.append(sep.join(["u0", "u1", "m0", str(ids)]))
+    if malformed:
+        lines.insert(2, malformed)
+    (folder / "movie_lines.txt").write_bytes("".join(line + "\n" for line in lines).encode("latin-1"))
+    (folder / "movie_conversations.txt").write_text("".join(c + "\n" for c in convs), encoding="utf-8")
+    return folder

@@ -15,27 +15,10 @@ import news_crawl
 import tokenize_corpus
 from src.text import text_options
 from src.utils.cli import run_cli
-from tests.helpers import news_corpus, random_sentences, vocab_for, write_lines
+from tests.helpers import news_corpus, random_sentences, vocab_for, write_cornell, write_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "GLOG_v": "3", "PYTHONPATH": str(ROOT)}
-SEP = " +++$+++ "
-
-
-def write_cornell(folder, conversations):
-    """A raw Cornell corpus: ``movie_lines.txt`` and ``movie_conversations.txt`` of ``conversations``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines, convs, n = [], [], 0
-    for conv in conversations:
-        ids = []
-        for text in conv:
-            n += 1
-            ids.append(f"L{n}")
-            lines.append(SEP.join([f"L{n}", "u0", "m0", "BOB", text]))
-        convs.append(SEP.join(["u0", "u1", "m0", str(ids)]))
-    (folder / "movie_lines.txt").write_bytes("".join(line + "\n" for line in lines).encode("latin-1"))
-    (folder / "movie_conversations.txt").write_text("".join(c + "\n" for c in convs), encoding="utf-8")
-    return folder
 
 
 def snapshot(folder) -> dict:

@@ -17,7 +17,7 @@ from src.dataset.writer import read_manifest
 from src.text.dictionary import BOS_ID, MASK_ID
 from src.utils.cli import run_cli
 from src.utils.errors import UserError
-from tests.helpers import batches, random_sentences, vocab_for, write_lines
+from tests.helpers import batches, random_sentences, vocab_for, write_cornell, write_lines
 
 
 @pytest.fixture
@@ -263,23 +263,6 @@ def test_gigaword_line_count_mismatch(giga, capsys):
 
 
 # ------------------------------------------------------------------ cornell
-
-def write_cornell(folder, conversations, malformed=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    sep = " +++$+++ "
-    lines, convs, n = [], [], 0
-    for conv in conversations:
-        ids = []
-        for text in conv:
-            n += 1
-            ids.append(f"L{n}")
-            lines.append(sep.join([f"L{n}", "u0", "m0", "BOB", text]))
-        convs.append(sep.join(["u0", "u1", "m0", str(ids)]))
-    if malformed:
-        lines.insert(2, malformed)
-    (folder / "movie_lines.txt").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
-    (folder / "movie_conversations.txt").write_text("\n".join(convs) + "\n")
-
 
 def test_cornell_pairs_and_split(tmp_path):
     convs = [[f"hello number {i}", f"hi there {i}", f"bye caf\u00e9 {i}"] for i in range(200)]
