@@ -100,7 +100,7 @@ def run_evaluation(args: EvalRequest, stdin=None, stdout=None) -> int:
         return evaluate(args, cfg, weights, checkpoint, vocab, test_dataset, manifest, stdin, stdout)
     inputs = [checkpoint, vocab, args.codes, args.test_src, args.test_ref, args.config]
     if test_dataset:
-        from src.dataset.writer import dataset_files
+        from src.dataset.writer import dataset_files, manifest_path
 
         inputs += [*dataset_files(test_dataset), manifest_path(test_dataset)]
         inputs += [resolve_source_path(p, test_dataset) for p in (manifest or {}).get("sources") or [] if p]
@@ -196,12 +196,6 @@ def output_set(output) -> list[Path]:
     """What an evaluation writes for ``--output``: the hypotheses file, its report and its summary."""
     output = Path(output)
     return [output, output.with_name(output.name + ".report.json"), output.with_name(output.name + ".summary.txt")]
-
-
-def manifest_path(dataset) -> Path:
-    from src.dataset.writer import manifest_path as path
-
-    return path(dataset)
 
 
 def _same_file(a: Path, b: Path) -> bool:
