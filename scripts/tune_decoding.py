@@ -1,7 +1,7 @@
 """Choose decoding settings (and checkpoint averages) on validation pairs: a grid of beam sizes, length
-penalties, minimum lengths and ``a * src_len + b`` caps, each decoded over the same validation pairs and
-scored like the trainer's validation (ROUGE-1/2/L F1 x100, rouge-score with stemming, references = the
-pairs' target ids with BPE removed), with the hypotheses' and references' mean length and copy rate.
+penalties, minimum lengths, ``a * src_len + b`` caps and repeated n-gram bans, each decoded over the same
+validation pairs and scored like the trainer's validation (ROUGE-1/2/L F1 x100, rouge-score with stemming,
+references = the pairs' target ids with BPE removed), with the hypotheses' and references' mean length and copy rate.
 
 Each --model is one checkpoint (.ckpt, or .npz with --config), or several joined by '+', which are averaged
 in memory first (as weights_average.py would write them). Every model is read once and decoded with every
@@ -61,13 +61,16 @@ def parse_args(argv=None):
                    help="cap a in a * src_len + b (default: the config's)")
     p.add_argument("--max_len_b", type=number_list(int), default=None,
                    help="cap b in a * src_len + b (default: the config's)")
+    p.add_argument("--no_repeat_ngram", type=number_list(int), default=None,
+                   help="n-gram sizes (subword tokens) a hypothesis may not repeat, 0 = none, e.g. 0,2,3 "
+                        "(default: the config's)")
     p.add_argument("--batch_size", type=int, default=0, help="sentences decoded at once (default: the config's)")
     p.add_argument("--output", required=True, help="results prefix: <output>.json and <output>.md")
     args = p.parse_args(argv)
     if args.lines < 1:
         p.error(f"--lines must be >= 1, got {args.lines}")
-    for name in ("beam", "min_len"):
-        bad = [v for v in getattr(args, name) if v < (1 if name == "beam" else 0)]
+    for name in ("beam", "min_len", "no_repeat_ngram"):
+        bad = [v for v in getattr(args, name) or () if v < (1 if name == "beam" else 0)]
         if bad:
             p.error(f"--{name}: {bad[0]} is out of range")
     return args
@@ -93,13 +96,19 @@ def load_model(spec: str, config_path: str):
 def grid(args, decode_config) -> list[dict]:
     a_values = args.max_len_a if args.max_len_a is not None else [decode_config.max_decode_length_a]
     b_values = args.max_len_b if args.max_len_b is not None else [decode_config.max_decode_length_b]
-    return [{"beam_size": beam, "length_penalty": lp, "min_len": min_len, "max_len_a": a, "max_len_b": b}
-            for beam, lp, min_len, a, b in itertools.product(args.beam, args.length_penalty, args.min_len,
-                                                             a_values, b_values)]
+    n_values = args.no_repeat_ngram if args.no_repeat_ngram is not None else [decode_config.no_repeat_ngram_size]
+    return [{"beam_size": beam, "length_penalty": lp, "min_len": min_len, "max_len_a": a, "max_len_b": b,
+             "no_repeat_ngram_size": n}
+            for beam, lp, min_len, a, b, n in itertools.product(args.beam, args.length_penalty, args.min_len,
+                                                                a_values, b_values, n_values)]
+
+
+GRID_KEYS = ("beam_size", "length_penalty", "min_len", "max_len_a", "max_len_b", "no_repeat_ngram_size")
 
 
 def row_key(model: str, options: dict) -> str:
-    return json.dumps({"model": model, **options}, sort_keys=True)
+    """One row's identity; rows written before the n-gram ban was a grid axis decoded without one."""
+    return json.dumps({"model": model, "no_repeat_ngram_size": 0, **options}, sort_keys=True)
 
 
 def write_results(output: Path, rows: list[dict]):
@@ -111,11 +120,12 @@ def write_results(output: Path, rows: list[dict]):
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | beam | lp | min | a | b | R-1 | R-2 | R-L | mean | words (ref) | copy (ref) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | beam | lp | min | a | b | no repeat | R-1 | R-2 | R-L | mean | words (ref) | copy (ref) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['beam_size']} | {r['length_penalty']} | {r['min_len']} | {r['max_len_a']} "
-                     f"| {r['max_len_b']} | {r['rouge1']:.2f} | {r['rouge2']:.2f} | {r['rougeL']:.2f} | "
+                     f"| {r['max_len_b']} | {r.get('no_repeat_ngram_size', 0)} | {r['rouge1']:.2f} | "
+                     f"{r['rouge2']:.2f} | {r['rougeL']:.2f} | "
                      f"{r['mean']:.2f} | {r['hyp_words']:.2f} ({r['ref_words']:.2f}) | "
                      f"{r['copy_rate']:.3f} ({r['ref_copy_rate']:.3f}) |")
     return "\n".join(lines) + "\n"
@@ -133,8 +143,7 @@ def main(argv=None):
             rows = json.loads(results_path.read_text())
         except ValueError as exc:
             raise UserError(f"{results_path}: not a results file of this script ({exc})") from None
-    done = {row_key(r["model"], {k: r[k] for k in ("beam_size", "length_penalty", "min_len", "max_len_a",
-                                                    "max_len_b")}) for r in rows}
+    done = {row_key(r["model"], {k: r[k] for k in GRID_KEYS if k in r}) for r in rows}
     from src.evaluation.scorers import get
     from src.evaluation.valid_generation import GenerationValidator, first_pairs
     from src.text.dictionary import Dictionary
@@ -176,7 +185,8 @@ def main(argv=None):
     best = max(rows, key=lambda r: r["mean"])
     print(markdown(rows), end="")
     print(f"best by mean ROUGE-1/2/L: {best['model']} beam {best['beam_size']} lp {best['length_penalty']} "
-          f"min {best['min_len']} a {best['max_len_a']} b {best['max_len_b']}: "
+          f"min {best['min_len']} a {best['max_len_a']} b {best['max_len_b']} "
+          f"no repeat {best.get('no_repeat_ngram_size', 0)}: "
           f"{best['rouge1']:.2f} / {best['rouge2']:.2f} / {best['rougeL']:.2f}")
 
 

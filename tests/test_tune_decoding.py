@@ -114,3 +114,25 @@ def test_a_second_run_keeps_measured_rows_and_bad_input_exits_2(setup, capsys):
     with pytest.raises(SystemExit) as stop:
         tune_decoding.main([*args, "--beam", "0"])
     assert stop.value.code == 2
+
+
+def test_the_ngram_ban_is_a_grid_axis_equal_to_eval_py(setup):
+    d, ckpts = setup
+    out = d / "ngram"
+    args = ["--model", str(ckpts[0]), "--dataset", str(d / "gigaword_valid.mindrecord"), "--beam", "3",
+            "--output", str(out)]
+    assert run_cli(tune_decoding.main, [*args, "--no_repeat_ngram", "0,1"]) == 0
+    rows = json.loads((d / "ngram.json").read_text())
+    assert [r["no_repeat_ngram_size"] for r in rows] == [0, 1]
+    report = eval_rouge(d, ckpts[0], "--decode_config.beam_width=3", "--decode_config.no_repeat_ngram_size=1")
+    assert rows[1]["rouge1"] == pytest.approx(report["rouge"]["rouge1"], abs=1e-9)
+    hypotheses = (d / "eval" / f"{Path(ckpts[0]).stem}_2.txt").read_text().split("\n")
+    assert any(hypotheses) and all(len(set(h.split())) == len(h.split()) for h in hypotheses)  # no word twice
+    # the random model repeats words when nothing forbids it: the ban changed what was decoded
+    assert (rows[0]["rouge1"], rows[0]["hyp_words"]) != (rows[1]["rouge1"], rows[1]["hyp_words"])
+    # a row written before the ban was an axis (no such key) counts as "no ban" when the sweep is run again
+    for row in rows:
+        row.pop("no_repeat_ngram_size") if row["no_repeat_ngram_size"] == 0 else None
+    (d / "ngram.json").write_text(json.dumps(rows))
+    assert run_cli(tune_decoding.main, [*args, "--no_repeat_ngram", "0,1,2"]) == 0
+    assert [r.get("no_repeat_ngram_size", 0) for r in json.loads((d / "ngram.json").read_text())] == [0, 1, 2]
