@@ -119,6 +119,9 @@ def main(argv=None):
     p.add_argument("--device_target", default="CPU")
     p.add_argument("--rounds", type=int, default=3,
                    help="timed passes of every row, alternating (each row keeps its best; default 3)")
+    p.add_argument("--pause", type=float, default=1.0,
+                   help="seconds idle before each timed pass, so that the previous row's engine threads (OpenMP "
+                        "pools spin-wait after their work) are asleep when the next row starts (default 1.0)")
     p.add_argument("--skip_uncached", action="store_true")
     p.add_argument("--skip_hf", action="store_true", help="leave out the Hugging Face generate() rows")
     p.add_argument("--skip_ct2", action="store_true", help="leave out the CTranslate2 rows")
@@ -165,6 +168,7 @@ def main(argv=None):
     results = {name: float("inf") for name in runs}
     for _ in range(args.rounds):  # the rows alternate; each keeps its best pass
         for name, run in runs.items():
+            time.sleep(args.pause)
             start = time.perf_counter()
             for batch in data:
                 run(batch)

@@ -10,7 +10,7 @@ import numpy as np
 from mindspore import Tensor, ops
 
 from src.transformer import cpu_kernels
-from src.transformer.compiled import per_model
+from src.transformer.compiled import increment_graph, per_model
 
 
 def banned_scatter(banned: np.ndarray) -> list:
@@ -69,7 +69,8 @@ def blocked_topk(scores, k: int, block: int):
 
 
 def topk_step_function(model, beam: int, k: int, block: int):
-    """The jit-compiled beam-search step of ``model`` over a pointer cache (``MassTransformer.beam_step``)
+    """The compiled beam-search step of ``model`` over a pointer cache (``MassTransformer.beam_step``; one graph
+    per input shapes, called through ``compiled.increment_graph``)
     that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of the search's
     banned ids), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
     step wrote it in place (the fused CPU attention, ``cpu_kernels.step_kernels``: the caller keeps its
@@ -82,7 +83,6 @@ def topk_step_function(model, beam: int, k: int, block: int):
     def build():
         minus_inf = Tensor(-np.inf, ms.float32)
 
-        @ms.jit
         def step(tokens, positions, memory_bias, old, recent, cross, at, ancestors_old, ancestors_recent, index, on,
                  weights):
             view = (old, recent, cross, at, ancestors_old, ancestors_recent)  # a CacheView's fields (see beam_step)
@@ -96,6 +96,7 @@ def topk_step_function(model, beam: int, k: int, block: int):
                 return values, ids, recent
             return values, ids  # the window was written in place: returning it would copy it
 
+        step = increment_graph(step)
         return step if kernels is None else lambda *args: step(*args) + (None,)
 
     return per_model(model, "topk_step", (beam, k, block, kernels is not None), build)
