@@ -91,6 +91,40 @@ def test_cross_attention_kernel_equals_the_ops(kernels, batch, beam, heads, head
     np.testing.assert_allclose(out.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows,vocab,k,width", [(64, 10000, 8, 4), (6, 37, 5, 8), (3, 9, 9, 4), (5, 10003, 8, 12)])
+def test_topk_kernel_equals_the_ops(kernels, rows, vocab, k, width):
+    """The step's end in one kernel: the same token ids as log-softmax, the bans' ``-inf`` and ``ops.topk``, and
+    the same log-probabilities up to float rounding. Where values tie (MindSpore's TopK orders ties in no
+    stated order) the kernel puts the lower id first: a tie at the top, and the banned ids at -inf of a row
+    with fewer than k allowed tokens."""
+    from mindspore import ops
+
+    from src.transformer.device_step import banned_scatter
+
+    topk = cpu_kernels.topk_kernel(k)
+    rng = np.random.default_rng(rows + vocab)
+    logits = (rng.standard_normal((rows, vocab)) * 3).astype(np.float32)
+    logits[0, 5] = logits[0, 7] = logits[0].max() + 1  # a tie for the best token, 5 banned below
+    logits[1, 4] = logits[1, 6] = logits[1].max() + 1  # a tie for the best token
+    banned = np.full((rows, width), -1)
+    banned[::2, 0] = np.argmax(logits[::2], 1)  # the best token banned
+    banned[1, :3] = [3, 1, 2]
+    values, ids = (t.asnumpy() for t in topk(Tensor(logits), *banned_scatter(banned)))
+    log_probs = ops.log_softmax(Tensor(logits), -1)
+    index, on = banned_scatter(banned)
+    update = ops.where(on, Tensor(-np.inf, ms.float32), ops.gather_elements(log_probs, 1, index))
+    expected_values, expected_ids = (t.asnumpy() for t in ops.topk(
+        ops.tensor_scatter_elements(log_probs, index, update, axis=1), k))
+    np.testing.assert_allclose(values, expected_values, rtol=1e-6, atol=1e-5)
+    untied = [r for r in range(rows) if r != 1 and np.isfinite(expected_values[r]).all()]
+    np.testing.assert_array_equal(ids[untied], expected_ids[untied])
+    assert ids[0, 0] == 7 and 5 not in ids[0][np.isfinite(values[0])] and ids[1, :2].tolist() == [4, 6]
+    for r in range(rows):  # each row: the k best allowed ids (by value, then id), then banned ones, in order
+        allowed = [j for j in np.argsort(-logits[r], kind="stable") if j not in banned[r]]
+        want = (allowed + sorted(set(banned[r][banned[r] >= 0])))[:k]
+        assert ids[r].tolist() == want
+
+
 def _tiny_model(tiny_model_config):
     model = MassTransformer(tiny_model_config)
     model.set_train(False)
@@ -148,13 +182,13 @@ def test_kernel_falls_back_to_ops_without_a_compiler(tmp_path, monkeypatch, capl
     monkeypatch.setenv("MASS_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setattr(cpu_kernels, "_OPS", {})
-    assert cpu_kernels.step_kernels() is None
+    assert cpu_kernels.step_kernels() is None and cpu_kernels.topk_kernel(8) is None
     assert "decoding uses MindSpore ops" in caplog.text
     assert list(tmp_path.iterdir()) == []
 
 
 def test_kernel_switched_off(monkeypatch):
     monkeypatch.setenv("MASS_CPU_KERNELS", "0")
-    assert cpu_kernels.step_kernels() is None
+    assert cpu_kernels.step_kernels() is None and cpu_kernels.topk_kernel(8) is None
     monkeypatch.setenv("MASS_CPU_KERNELS", "1")
     assert cpu_kernels.step_kernels(ms.float16) is None  # fp16 steps keep the ops

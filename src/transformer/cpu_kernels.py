@@ -4,7 +4,8 @@ MindSpore's CPU runtime spends 15-25 us around every kernel, and its batched mat
 products of a beam step (4 query rows per example and head). ``step_kernels`` fuses each attention of a beam
 step into one MindSpore ``Custom`` op of type ``aot`` (``kernels/beam_attention.cc``): the self-attention over
 the pointer cache (window write, scores, ancestor masking, softmax, values: about twelve MindSpore kernels per
-layer) and the cross-attention (about seven).
+layer) and the cross-attention (about seven); ``topk_kernel`` the step's end (``kernels/step_topk.cc``: the
+log-softmax, the constraints' bans and the top-k, about twelve kernels).
 
 The shared library is compiled once per source, compiler and CPU (``-march=native``) into the kernel cache
 (``$MASS_KERNEL_CACHE``, default ``~/.cache/mass_mindspore/kernels``), written under a temporary name and
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_DIR = Path(__file__).resolve().parent / "kernels"
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
-_OPS: dict = {}  # (source name, function) -> Custom op, or None when it cannot be built here
+_OPS: dict = {}  # (source name, function, key) -> Custom op, or None when it cannot be built here
 
 
 def enabled() -> bool:
@@ -84,19 +85,20 @@ def build(name: str, compiler: str | None = None) -> Path:
     return library
 
 
-def _custom_op(name: str, function: str, out_shape):
-    """The ``Custom`` op of ``function`` in ``kernels/<name>.cc`` (output: ``out_shape`` of the input shapes, the
-    first input's dtype), or None when it cannot be built (logged once)."""
-    if (name, function) not in _OPS:
+def _custom_op(name: str, function: str, out_shape, out_dtype=lambda *dtypes: dtypes[0], key=None):
+    """The ``Custom`` op of ``function`` in ``kernels/<name>.cc`` (outputs: ``out_shape`` and ``out_dtype`` of the
+    input shapes and dtypes, by default the first input's dtype; ``key``: what else the op depends on), or None
+    when it cannot be built (logged once)."""
+    if (name, function, key) not in _OPS:
         try:
             library = build(name)
-            _OPS[name, function] = ops.Custom(f"{library}:{function}", out_shape=out_shape,
-                                              out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
+            _OPS[name, function, key] = ops.Custom(f"{library}:{function}", out_shape=out_shape, out_dtype=out_dtype,
+                                                   func_type="aot")
         except (OSError, subprocess.CalledProcessError) as error:
             detail = getattr(error, "stderr", "") or error
             logger.warning("CPU kernel %s not built (%s); decoding uses MindSpore ops", name, str(detail).strip()[:500])
-            _OPS[name, function] = None
-    return _OPS[name, function]
+            _OPS[name, function, key] = None
+    return _OPS[name, function, key]
 
 
 def step_kernels(compute_dtype=ms.float32):
@@ -113,3 +115,14 @@ def step_kernels(compute_dtype=ms.float32):
     kernels = (_custom_op("beam_attention", "BeamAttention", lambda qkv, *_: [*qkv[:-1], qkv[-1] // 3]),
                _custom_op("beam_attention", "CrossAttention", lambda *shapes: shapes[0]))
     return None if None in kernels else kernels
+
+
+def topk_kernel(k: int, compute_dtype=ms.float32):
+    """The end of a beam step in one kernel (``kernels/step_topk.cc``), or None where it cannot be used:
+    ``topk(logits, index, on) -> (values, ids)``, each row's ``k`` best log-probabilities (float32) and token ids
+    (int32) of ``log_softmax(logits)`` with ``-inf`` at the ``banned_scatter`` ids ``index`` where ``on``: what
+    ``device_step.topk_step_function``'s ops compute (log-softmax, scatter, block maxima, two top-k's, gathers)."""
+    if not enabled() or compute_dtype != ms.float32:
+        return None
+    return _custom_op("step_topk", "LogSoftmaxTopK", lambda logits, *_: ([logits[0], k], [logits[0], k]),
+                      lambda *_: (ms.float32, ms.int32), key=k)

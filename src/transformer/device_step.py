@@ -49,9 +49,9 @@ def blocked_topk(scores, k: int, block: int):
     ``TopK`` over a whole vocabulary is the slowest kernel of a decoding step).
 
     The tokens are cut into blocks of ``block``; the ``k`` best tokens lie in the ``k`` blocks with the
-    largest maxima (a token outside them is beaten by each of their maxima, ties going to the lower
-    index as in ``ops.topk``), so the top-k of those ``k * block`` tokens is the answer. Values come
-    best first; the tokens of equal values at the k-th place may differ from ``ops.topk``'s.
+    largest maxima (a token outside them is beaten by each of their maxima), so the top-k of those
+    ``k * block`` tokens is the answer. Values come best first; the tokens of equal values may differ from
+    ``ops.topk``'s (MindSpore's CPU TopK orders equal values in no stated order).
     """
     rows, vocab = scores.shape
     blocks = -(-vocab // block)
@@ -74,11 +74,13 @@ def topk_step_function(model, beam: int, k: int, block: int):
     that returns each row's ``k`` best tokens after the constraints (the ``banned_scatter`` of the search's
     banned ids), with ``blocked_topk`` when ``block``, and the new recent window, or None where the
     step wrote it in place (the fused CPU attention, ``cpu_kernels.step_kernels``: the caller keeps its
-    window); built once per (model, beam, k, block, kernel). Its inputs are the tokens, positions and memory
+    window; and then the log-softmax, bans and top-k in one kernel too, ``cpu_kernels.topk_kernel``); built
+    once per (model, beam, k, block, kernel). Its inputs are the tokens, positions and memory
     bias, the ``transformer.CacheView`` fields in order (passed as ``*view``: a jit graph takes them flat),
     the ``banned_scatter`` pair and the step weights. The old part and the cross-attention keys are inputs
     only: never copied."""
     kernels = cpu_kernels.step_kernels(model.compute_dtype)
+    topk = cpu_kernels.topk_kernel(k, model.compute_dtype) if kernels is not None else None
 
     def build():
         minus_inf = Tensor(-np.inf, ms.float32)
@@ -88,6 +90,9 @@ def topk_step_function(model, beam: int, k: int, block: int):
             view = (old, recent, cross, at, ancestors_old, ancestors_recent)  # a CacheView's fields (see beam_step)
             hidden, recent = model.beam_step(tokens, positions, memory_bias, beam, view, weights, kernels)
             logits = model.step_logits(hidden, weights).astype(ms.float32).squeeze(1)  # (rows, vocab)
+            if topk is not None:  # the ops below in one kernel
+                values, ids = topk(logits, index, on)
+                return values, ids
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
             log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)
