@@ -12,8 +12,9 @@
 # from scratch (the same steps), decodes the 1951-pair Gigaword test set (ROUGE) and scores the Cornell test
 # pairs (perplexity). Gigaword checkpoints are chosen by ROUGE on 300 validation pairs; the learning rates,
 # the decoding and the checkpoint averaging are the validation choices of docs/RESULTS.md (MASS: lr 1e-3,
-# the average of its 5 checkpoints, beam 4, length penalty 1.4; scratch: lr 5e-4, the average of its 2
-# best, beam 5, length penalty 1.4, at least 6 tokens; Cornell: lr 1e-3). The fine-tunings compile their step
+# the average of its 5 checkpoints, beam 4, length penalty 2.5, at least 4 tokens; scratch: lr 5e-4, the
+# average of its 2 best, beam 5, length penalty 2.5, at least 6 tokens; both: no subword token twice in a
+# headline, decode_config.no_repeat_ngram_size 1; Cornell: lr 1e-3). The fine-tunings compile their step
 # once for every batch shape (dataset_config.dynamic_shapes: bitwise the same losses, at most 4 GB of memory
 # instead of 9.6 GB for Cornell, 1.6-1.9x slower steps; docs/PERFORMANCE.md). With --pretrained, the released
 # model replaces the pre-training (its BPE codes and vocabulary are used). One training at a time; an
@@ -45,7 +46,9 @@ exec "$VENV/bin/python" scripts/pipeline.py --work "$WORK" --config config/small
     --pretrain_option=--checkpoint_options.save_ckpt_steps=700 \
     --pretrain_option=--checkpoint_options.eval_every_steps=700 \
     --finetune_option=--dataset_config.dynamic_shapes=true \
-    --average best:5 --decode_option=--decode_config.length_penalty_weight=1.4 \
+    --average best:5 --decode_option=--decode_config.length_penalty_weight=2.5 \
+    --decode_option=--decode_config.min_decode_length=4 --decode_option=--decode_config.no_repeat_ngram_size=1 \
     --scratch_average best:2 --scratch_decode_option=--decode_config.beam_width=5 \
-    --scratch_decode_option=--decode_config.length_penalty_weight=1.4 \
-    --scratch_decode_option=--decode_config.min_decode_length=6 "$@"
+    --scratch_decode_option=--decode_config.length_penalty_weight=2.5 \
+    --scratch_decode_option=--decode_config.min_decode_length=6 \
+    --scratch_decode_option=--decode_config.no_repeat_ngram_size=1 "$@"
