@@ -126,6 +126,8 @@ def main(argv=None):
     p.add_argument("--skip_hf", action="store_true", help="leave out the Hugging Face generate() rows")
     p.add_argument("--skip_ct2", action="store_true", help="leave out the CTranslate2 rows")
     args = p.parse_args(argv)
+    if args.pause < 0:
+        p.error(f"--pause must be >= 0, got {args.pause}")
 
     from config.config import MassConfig
     from src.transformer.generator import generate

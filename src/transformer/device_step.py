@@ -91,8 +91,7 @@ def topk_step_function(model, beam: int, k: int, block: int):
             hidden, recent = model.beam_step(tokens, positions, memory_bias, beam, view, weights, kernels)
             logits = model.step_logits(hidden, weights).astype(ms.float32).squeeze(1)  # (rows, vocab)
             if topk is not None:  # the ops below in one kernel
-                values, ids = topk(logits, index, on)
-                return values, ids
+                return topk(logits, index, on)
             log_probs = ops.log_softmax(logits, -1)
             update = ops.where(on, minus_inf, ops.gather_elements(log_probs, 1, index))
             log_probs = ops.tensor_scatter_elements(log_probs, index, update, axis=1)

@@ -10,8 +10,9 @@
 //   index  (R, W) int32   token ids to ban where `on` (elsewhere any id: not read)
 //   on     (R, W) bool
 // Outputs: values (R, K) float32, best first, the log-probabilities log_softmax(logits)[id]; ids (R, K) int32.
-// Equal values keep the lower id first (as MindSpore's TopK). The normalizer covers every token, banned or
-// not (as log_softmax before the ban). A row with fewer than K allowed tokens ends with its banned ids at -inf.
+// Equal values keep the lower id first (MindSpore's CPU TopK orders them in no stated order). The normalizer
+// covers every token, banned or not (as log_softmax before the ban). A row with fewer than K allowed tokens
+// ends with its banned ids at -inf.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
