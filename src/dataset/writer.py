@@ -173,11 +173,21 @@ class DatasetOutput:
 
     def publish(self, count: int, manifest: dict) -> Path:
         """Move the finished parts into place, then write the manifest; returns the manifest path."""
+        return self.commit(self.prepare(count), manifest)
+
+    def prepare(self, count: int) -> tuple:
+        """The slow half of ``publish``, before anything is moved: ``(count, files, sizes, digests)`` of the
+        finished parts."""
         if count == 0:
             raise UserError(f"no example left to write to {self.path} (see the counts of dropped lines)")
         files = sorted(p.name for p in self.tmpdir.iterdir())
         sizes = {name: (self.tmpdir / name).stat().st_size for name in files}
         digests = {name: file_sha256(self.tmpdir / name) for name in files}
+        return count, files, sizes, digests
+
+    def commit(self, prepared: tuple, manifest: dict) -> Path:
+        """The quick half of ``publish``: the ``prepare``d parts moved into place, then the manifest."""
+        count, files, sizes, digests = prepared
         remove_dataset(self.path)
         for name in files:
             os.replace(self.tmpdir / name, self.path.parent / name)
@@ -237,11 +247,14 @@ class Build:
             raise UserError(f"no example left to write to {output.path} (see the counts of dropped lines)")
 
     def publish(self) -> list[Path]:
+        """Every split hashed first, then each moved into place: a kill leaves at most the few renames of
+        the last splits undone, not the hashing of their parts."""
         splits = sorted(m.get("split", "") for _, _, m in self._pending)
+        prepared = [output.prepare(count) for output, count, _ in self._pending]
         for output, _, _ in self._pending:
             remove_dataset(output.path)
-        return [output.publish(count, {**manifest, **self.vocab, "build": {"id": self.id, "splits": splits}})
-                for output, count, manifest in self._pending]
+        return [output.commit(ready, {**manifest, **self.vocab, "build": {"id": self.id, "splits": splits}})
+                for (output, _, manifest), ready in zip(self._pending, prepared, strict=True)]
 
     def close(self):
         """Remove the temporary parts of whatever was not published (after an error)."""
