@@ -3,7 +3,8 @@
 For the chosen preset (default config/small.json) and batch, it times, side by side in one run:
   ours     MassTransformer + TrainStep (Adam, global-norm clipping, label smoothing), GRAPH_MODE, fp32,
            compiled as the trainer does (one graph per shape or dynamic shapes: dataset_config.dynamic_shapes,
-           default false) and the other way
+           default false) and the other way, kept to the cores other processes leave as the trainer does
+           (src/utils/core_share.py; MASS_CORE_SHARE=0 turns it off)
   torch    the same pre-LN encoder-decoder in PyTorch eager (torch.nn layers, tied output), Adam
 and reports source/target tokens per second, the ratio, and model FLOP/s as a share of a measured numpy
 sgemm peak. ``--paper`` also runs the paper-size model (6+6, d 1024) at batch 8 x 64 in a separate
@@ -79,6 +80,7 @@ def ours(model_cfg, batch, steps, warmup, dynamic_shapes=None):
     from src.training.optimizer import build_optimizer
     from src.training.train_step import TrainStep
     from src.transformer.transformer import MassTransformer
+    from src.utils import core_share
 
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_device("CPU")
@@ -88,7 +90,17 @@ def ours(model_cfg, batch, steps, warmup, dynamic_shapes=None):
     options = {} if dynamic_shapes is None else {"max_static_shapes": 0 if dynamic_shapes else None}
     train_step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, **options)
     tensors = [ms.Tensor(a) for a in batch]
-    return time_steps(lambda: train_step(*tensors, lr=1e-4)[0].asnumpy(), steps, warmup)
+    cores = core_share.shared()  # as the trainer: the cores other processes leave, checked at every step
+
+    def step():
+        loss = train_step(*tensors, lr=1e-4)[0].asnumpy()
+        cores.adapt()
+        return loss
+
+    try:
+        return time_steps(step, steps, warmup)
+    finally:
+        cores.release()
 
 
 def torch_step_fn(m, batch):

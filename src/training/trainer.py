@@ -10,6 +10,7 @@ import logging
 import math
 import time
 
+import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 from mindspore.amp import DynamicLossScaler
@@ -24,6 +25,7 @@ from src.training.divergence import DivergenceGuard
 from src.training.lr_scheduler import schedule_from_config
 from src.training.optimizer import build_optimizer
 from src.training.train_step import TrainStep, make_loss_scaler
+from src.utils import core_share
 from src.utils.checkpoint import LOSS_SCALER_ENTRIES, CheckpointManager, parameter_entries
 from src.utils.errors import UserError
 
@@ -190,6 +192,7 @@ class _Phase:
         logger.info("%s: %d examples, about %d batches per epoch, %d optimizer steps in all; starting at "
                     "step %d", self.phase, examples, batches_per_epoch, total_steps, pos.step)
         warn_about_schedule(cfg.learn_rate_config, total_steps, self.phase)
+        cores = core_share.for_device(ms.get_context("device_target"))
         with tqdm(total=total_steps, initial=pos.step, desc=self.phase, unit=" step", disable=run.rank != 0,
                   mininterval=2.0) as self.bar:
             while pos.epoch < cfg.dataset_config.epochs:
@@ -205,6 +208,8 @@ class _Phase:
                         continue
                     pos.step += 1
                     self.bar.update()
+                    cores.adapt()  # keep to the cores other processes leave (after the first step: the
+                    # kernels' thread pools exist, their size is the machine's)
                     reason = self.guard.observe(self.window.last_loss)
                     if _any_rank(run, reason is not None):
                         self.diverged(reason or "the loss diverged on another device")

@@ -27,6 +27,9 @@ from src.transformer.beam_search import Candidates, Hypothesis, beam_search, str
 from src.transformer.decode_cache import CACHE_LENGTH_MULTIPLE, PointerCache, StreamCache, StreamFeed, past_length
 from src.transformer.device_step import banned_scatter, encode_function, topk_block_size, topk_step_function
 from src.transformer.search_settings import SearchSettings
+from src.utils import core_share
+
+core_share.shared()  # made at import: its first sample of the cores' use
 
 # sources are padded to few widths, each compiled once (an encoder graph and a step graph per cache length):
 # 64 holds every source of the default max_len in one width (eval.py on the Gigaword test: 147 s instead of
@@ -60,6 +63,7 @@ def generate(model, src_ids: np.ndarray, settings: SearchSettings, *, constraint
     batch, beam_size = src.shape[0], settings.beam_size
     rows = batch * beam_size
     pointer_cache = memory_bias = weights = decode_step = None  # made at the first step
+    cores = core_share.for_device(ms.get_context("device_target"))
 
     def topk_fn(last_tokens, beam_indices, step, k, banned):
         nonlocal pointer_cache, memory_bias, weights, decode_step
@@ -69,6 +73,7 @@ def generate(model, src_ids: np.ndarray, settings: SearchSettings, *, constraint
             pointer_cache = PointerCache(model, cross, batch, beam_size, cache_len)
             k = min(k, model.config.vocab_size)  # the same k at every step
             decode_step = topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
+        cores.adapt()  # keep to the cores other processes leave (a clock read between samples)
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         positions = Tensor(np.full((rows, 1), step, dtype=np.int32))  # (rows, 1)
         values, ids, recent = decode_step(tokens, positions, memory_bias, *pointer_cache.advance(beam_indices, step),
@@ -77,7 +82,10 @@ def generate(model, src_ids: np.ndarray, settings: SearchSettings, *, constraint
             pointer_cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
-    return beam_search(None, batch, settings, max_len=max_len, constraints=constraints, topk_fn=topk_fn)
+    try:
+        return beam_search(None, batch, settings, max_len=max_len, constraints=constraints, topk_fn=topk_fn)
+    finally:
+        cores.release()
 
 
 def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int, constraints=(),
@@ -107,12 +115,14 @@ def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int
     k = min(2 * beam_size, model.config.vocab_size)
     decode_step = topk_step_function(model, beam_size, k, topk_block_size(model.config.vocab_size, k))
     rows = batch_size * beam_size
+    cores = core_share.for_device(ms.get_context("device_target"))
 
     def refill(slots, examples):
         feed.refill(slots, examples)
         cache.clear(slots)
 
     def topk_fn(last_tokens, beam_indices, positions, k, banned):
+        cores.adapt()
         tokens = Tensor(last_tokens.reshape(rows, 1).astype(np.int32))  # (rows, 1)
         view = cache.advance(beam_indices, feed.cross)
         values, ids, recent = decode_step(tokens, Tensor(positions.reshape(rows, 1).astype(np.int32)), feed.bias,
@@ -121,5 +131,8 @@ def generate_stream(model, sources, settings: SearchSettings, *, batch_size: int
             cache.recent = recent
         return Candidates(values.asnumpy(), ids.asnumpy())  # (rows, k) each
 
-    return stream_beam_search(topk_fn, len(sources), settings, batch_size=batch_size, max_len=max_len,
-                              constraints=constraints, refill_fn=refill, on_done=on_done)
+    try:
+        return stream_beam_search(topk_fn, len(sources), settings, batch_size=batch_size, max_len=max_len,
+                                  constraints=constraints, refill_fn=refill, on_done=on_done)
+    finally:
+        cores.release()
