@@ -7,14 +7,14 @@ Measured on 2 cores beside a training (AMD EPYC, family 26 model 2): a beam-sear
 quiet time on both cores, but only 1.04x its quiet one-core time when kept to one core (``taskset -c 1``).
 
 ``CoreShare.adapt`` estimates how many of its cores other processes used since its previous sample (the
-busy time of those cores in ``/proc/stat`` less this process's own, ``/proc/self/stat``) and keeps every thread of this
-process on ``cores_to_use`` of its allowed cores; when the others stop, it gives all of them back. Samples
-are at least ``interval`` seconds apart, so calling it at every decoding step costs one clock read.
-Processes of this toolkit that share the machine (two trainings, a training and a decode, msrun's workers)
-each keep to different cores: a core kept is claimed with a ``flock`` on ``<tmp>/mass-cores-<uid>/cpu<N>``
-(released when the process lets go of the core or ends), and free cores are taken before claimed ones.
-Affinity does not change what a kernel computes (MindSpore's thread pools keep their size), so results
-are the same bit for bit. Linux only (elsewhere it does nothing); ``MASS_CORE_SHARE=0`` turns it off.
+busy time of those cores in ``/proc/stat`` less this process's own, ``/proc/self/stat``) and keeps every
+thread of this process on ``cores_to_use`` of its allowed cores; when the others stop, it gives all of
+them back. Samples are at least ``interval`` seconds apart, so a call at every step costs one clock read.
+Processes of this toolkit that share the machine (two trainings, a training and a decode) keep to
+different cores: a core kept is claimed with a ``flock`` on ``<tmp>/mass-cores-<uid>/cpu<N>`` (released
+when the process lets go of the core or ends), and free cores are taken before claimed ones. Affinity
+does not change what a kernel computes (MindSpore's thread pools keep their size), so results are the
+same bit for bit. Linux only (elsewhere it does nothing); ``MASS_CORE_SHARE=0`` turns it off.
 """
 
 import fcntl
@@ -33,7 +33,7 @@ TAKEN_SHARE = 0.75
 
 
 class CpuSample(NamedTuple):
-    """Cumulative clock ticks: the machine's busy and total time (every core), this process's CPU time."""
+    """Cumulative clock ticks: busy and total time of the sampled cores, this process's CPU time."""
     busy: int
     total: int
     own: int
