@@ -44,6 +44,15 @@ def test_others_are_the_busy_time_less_our_own_in_cores():
 ])
 def test_cores_to_use_leaves_the_cores_the_others_take_and_keeps_one(allowed, others, want):
     assert cores_to_use(allowed, others) == want
+    assert cores_to_use(allowed, others, using=allowed) == want  # shrinking: no margin
+
+
+@pytest.mark.parametrize("allowed, others, using, want", [
+    (2, 0.6, 1, 1), (2, 0.3, 1, 1), (2, 0.2, 1, 2), (2, 0.0, 1, 2),
+    (16, 1.5, 14, 14), (16, 1.2, 14, 15), (16, 0.1, 14, 16),
+])
+def test_a_core_comes_back_only_with_a_margin(allowed, others, using, want):
+    assert cores_to_use(allowed, others, using) == want
 
 
 @needs_linux

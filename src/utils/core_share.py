@@ -30,6 +30,7 @@ ENV_SWITCH = "MASS_CORE_SHARE"
 # a core counts as taken by others once they used this much of it over the interval: a light, bursty
 # neighbour (an editor, a shell) must not cost a decode its second core
 TAKEN_SHARE = 0.75
+RETURN_MARGIN = 0.5
 
 
 class CpuSample(NamedTuple):
@@ -73,11 +74,17 @@ def cores_used_by_others(before: CpuSample, after: CpuSample, cores: int) -> flo
     return max(0.0, cores * others / total)
 
 
-def cores_to_use(allowed: int, others: float) -> int:
+def cores_to_use(allowed: int, others: float, using: int | None = None) -> int:
     """How many of ``allowed`` cores to keep when others use ``others`` cores: the ones they leave, at
-    least one (a core counts as taken from ``TAKEN_SHARE`` of it)."""
+    least one (a core counts as taken from ``TAKEN_SHARE`` of it). With ``using`` (the cores kept now), a
+    core comes back only once the others use ``RETURN_MARGIN`` of a core less than that: a neighbour that
+    itself waits between bursts (a decode, a training sharing cores the same way) must not make both
+    processes swap cores every second."""
     taken = int(others + (1.0 - TAKEN_SHARE))
-    return max(1, min(allowed, allowed - taken))
+    count = max(1, min(allowed, allowed - taken))
+    if using is not None and count > using:
+        count = max(using, min(count, allowed - int(others + RETURN_MARGIN + (1.0 - TAKEN_SHARE))))
+    return count
 
 
 def read_sample(cpus) -> CpuSample:
@@ -151,7 +158,7 @@ class CoreShare:
             if self.sample is not None:
                 self.others = cores_used_by_others(self.sample, sample, len(self.allowed))
             self.sample, self.sampled_at = sample, now
-        self._use(cores_to_use(len(self.allowed), self.others))
+        self._use(cores_to_use(len(self.allowed), self.others, self.using))
         return self.using
 
     def release(self) -> None:
