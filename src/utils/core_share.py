@@ -80,10 +80,12 @@ def cores_to_use(allowed: int, others: float, using: int | None = None) -> int:
     core comes back only once the others use ``RETURN_MARGIN`` of a core less than that: a neighbour that
     itself waits between bursts (a decode, a training sharing cores the same way) must not make both
     processes swap cores every second."""
-    taken = int(others + (1.0 - TAKEN_SHARE))
-    count = max(1, min(allowed, allowed - taken))
+    def left(used: float) -> int:
+        return max(1, min(allowed, allowed - int(used + (1.0 - TAKEN_SHARE))))
+
+    count = left(others)
     if using is not None and count > using:
-        count = max(using, min(count, allowed - int(others + RETURN_MARGIN + (1.0 - TAKEN_SHARE))))
+        count = max(using, left(others + RETURN_MARGIN))
     return count
 
 
