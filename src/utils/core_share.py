@@ -136,7 +136,8 @@ class CoreShare:
         self.enabled = enabled and hasattr(os, "sched_setaffinity") and os.path.exists("/proc/self/task")
         self.interval = interval
         self.allowed = sorted(os.sched_getaffinity(0)) if self.enabled else []
-        self.using = len(self.allowed)
+        self.using = self.announced = len(self.allowed)
+        self.cpus = self.allowed
         self.sample, self.sampled_at, self.others = None, 0.0, 0.0
         self.claims = {}  # cpu -> the fd of its flock
         if self.enabled:
@@ -161,6 +162,10 @@ class CoreShare:
                 self.others = cores_used_by_others(self.sample, sample, len(self.allowed))
             self.sample, self.sampled_at = sample, now
         self._use(cores_to_use(len(self.allowed), self.others, self.using))
+        if self.using != self.announced:  # a decision, logged once (not again after each decode's release)
+            logger.info("core share: %d of %d cores (%s; other processes used %.1f)", self.using,
+                        len(self.allowed), ",".join(map(str, self.cpus)), self.others)
+            self.announced = self.using
         return self.using
 
     def release(self) -> None:
@@ -178,9 +183,7 @@ class CoreShare:
         else:
             cpus = self._claim(count)
         set_thread_affinity(cpus)
-        logger.info("core share: %d of %d cores (%s; other processes used %.1f)", count, len(self.allowed),
-                    ",".join(map(str, sorted(cpus))), self.others)
-        self.using = count
+        self.using, self.cpus = count, sorted(cpus)
 
     def _claim(self, count: int) -> list:
         """``count`` cores: the ones no other process of ours claims first (claimed here), then any."""
