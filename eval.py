@@ -25,7 +25,8 @@ The config defaults to the one stored in the checkpoint; --config replaces it (n
 Config keys can be overridden as --section.key=value, e.g. --decode_config.length_penalty_weight=0.6.
 On CPU, beam search runs its attention in two kernels that g++ (or $CXX) compiles on first use into
 $MASS_KERNEL_CACHE (default ~/.cache/mass_mindspore/kernels); MASS_CPU_KERNELS=0, or no compiler, uses
-MindSpore ops instead (same hypotheses).
+MindSpore ops instead (same hypotheses). When other processes keep the cores busy, beam search keeps its
+threads to the cores they leave (same hypotheses); MASS_CORE_SHARE=0 turns that off.
 """
 
 import argparse

@@ -13,7 +13,9 @@ Examples:
 
 Config keys can be overridden as --section.key=value (value parsed as JSON), e.g.
 --learn_rate_config.lr=5e-4. SIGTERM or SIGINT (scripts/stop_training.sh) stops cleanly after the
-current step and writes a checkpoint to resume from.
+current step and writes a checkpoint to resume from. On CPU, when other processes keep cores busy, the
+training keeps its threads to the cores they leave (the log says "core share: ..."; same results);
+MASS_CORE_SHARE=0 turns that off.
 """
 
 import argparse
