@@ -210,3 +210,45 @@ def test_a_dropped_partial_accumulation_leaves_no_trace(tiny_model_config):
     dropped(*halves[1])
     for name, value in params(clean.network).items():
         np.testing.assert_allclose(params(dropped.network)[name], value, atol=1e-7, err_msg=name)
+
+
+def _dropout_stepper(model_config, p, state=None):
+    """A TrainStep over a fresh network (a new Cell is in eval mode), global seed 7, dropout ``p``, its
+    weights copied from ``state`` when given."""
+    import mindspore as ms
+
+    from config.config import LearnRateConfig
+
+    ms.set_seed(7)
+    config = model_config.__class__(**{**model_config.__dict__, "hidden_dropout_prob": p,
+                                       "attention_dropout_prob": p})
+    network = MassTransformer(config)
+    if state is not None:
+        ms.load_param_into_net(network, {k: ms.Parameter(Tensor(v), name=k) for k, v in state.items()})
+    assert not network.training
+    optimizer = build_optimizer(network.trainable_params(), LearnRateConfig(lr=1e-2, min_lr=0.0))
+    return network, TrainStep(network, optimizer)
+
+
+def test_the_step_trains_with_the_models_dropout(tiny_model_config):
+    """The step itself turns training mode on (the trainer never did: until 2026-12-08 every run trained
+    without dropout): with dropout the first loss differs from the same weights' loss without it, two
+    runs from the same seed agree, and a validation between steps (eval mode) does not switch dropout
+    off for the next step."""
+    batch = copy_batch()
+    plain_net, plain = _dropout_stepper(tiny_model_config, 0.0)
+    state = params(plain_net)
+    first_plain = float(plain(*batch, lr=1e-2)[0].asnumpy())
+
+    def run(validate_between):
+        net, step = _dropout_stepper(tiny_model_config, 0.3, state)
+        out = [float(step(*batch, lr=1e-2)[0].asnumpy())]
+        assert net.training
+        if validate_between:
+            net.set_train(False)  # what valid_generation / ppl_score do, restoring it afterwards or not
+        out.append(float(step(*batch, lr=1e-2)[0].asnumpy()))
+        return out
+
+    straight, validated = run(False), run(True)
+    assert abs(straight[0] - first_plain) > 1e-3
+    assert straight == validated

@@ -9,6 +9,12 @@ N-th call updates the parameters (the others return ``is_finite=True`` and the r
 whose gradients overflow changes no parameter and no optimizer state; with dynamic scaling it lowers
 the scale.
 
+Dropout: the step puts the network in training mode (``set_train(True)``) before each call, so the
+model's dropout is active in every update; a validation between steps that switches to eval mode does not
+leak into the next step. (A new ``nn.Cell`` is in eval mode; until 2026-12-08 the steps ran that way, so
+every run before then trained without dropout.) Dropout's random state is not part of a checkpoint: with
+dropout on, a resumed run is a correct continuation but not bitwise the uninterrupted run.
+
 Graphs and memory: a jit graph is compiled for each new batch shape and kept, with memory of its own for
 all its intermediate tensors (about 0.6-1 GB per shape at the small preset, batch 32 x 64). The first
 ``max_static_shapes`` shapes get such a graph; batches of any later shape (e.g. the partial batch that
@@ -68,6 +74,7 @@ class TrainStep:
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, *, label_smoothing=0.0, scaler=None,
                  clip_norm=0.0, accumulation_steps=1, grad_reducer=None, max_static_shapes=None):
         self.network = network
+        network.set_train(True)
         self.optimizer = optimizer
         self.scaler = scaler or StaticLossScaler(1.0)
         self.clip_norm = float(clip_norm)
@@ -165,6 +172,8 @@ class TrainStep:
     def __call__(self, src_ids, dec_in_ids, dec_positions, tgt_ids, lr: float):
         batch = tuple(Tensor(b) if not isinstance(b, Tensor) else b
                       for b in (src_ids, dec_in_ids, dec_positions, tgt_ids))
+        if not self.network.training:  # a validation between steps left it in eval mode
+            self.network.set_train(True)
         update, accumulate = self._graphs(batch)
         self._micro += 1
         self.updated = self._micro >= self.accumulation_steps
