@@ -98,6 +98,8 @@ def parse_args(argv=None):
                    help="warm-up of the fine-tuning phases, as a share of their steps (default: --warmup)")
     p.add_argument("--finetune_dropout", type=float, default=None,
                    help="hidden and attention dropout of the fine-tuning phases (default: the config's)")
+    p.add_argument("--pretrain_dropout", type=float, default=None,
+                   help="hidden and attention dropout of the pre-training (default: the config's)")
     p.add_argument("--transfer", default="full", choices=sorted(TRANSFER),
                    help="what the MASS systems take from the pre-trained model; the rest starts from the "
                         "fresh initialisation (default: full)")
@@ -284,6 +286,23 @@ def train_command(pipe, run, steps, overrides, lr=None, warmup=None, phase_optio
                    "--max_steps", str(steps), *options, *overrides)
 
 
+def pretrain_command(pipe, data: Path, name: str):
+    """train.py for the pre-training on ``data/<name>.mindrecord`` (validation: ``<name>_valid``), with
+    --pretrain_dropout and --pretrain_option."""
+    args = pipe.args
+    return train_command(pipe, "pretrain", args.pretrain_steps, [
+        f"--dataset_config.pre_train_dataset={data / (name + '.mindrecord')}",
+        f"--dataset_config.valid_dataset={data / (name + '_valid.mindrecord')}"], lr=args.lr,
+        phase_options=[*dropout_options(args.pretrain_dropout), *args.pretrain_option])
+
+
+def dropout_options(p) -> list:
+    """The overrides that set the model's hidden and attention dropout to ``p`` (none for None)."""
+    if p is None:
+        return []
+    return [f"--model_config.hidden_dropout_prob={p}", f"--model_config.attention_dropout_prob={p}"]
+
+
 def finetune_command(pipe, task, system, steps, train, valid, pretrained):
     """train.py for one fine-tuning run: the task's pairs, the system's start and learning rate, the
     fine-tuning recipe (warm-up, dropout, --finetune_option) and the checkpoint selection."""
@@ -296,10 +315,7 @@ def finetune_command(pipe, task, system, steps, train, valid, pretrained):
     if task == "gigaword" and args.select_by == "rouge":
         options += ["--checkpoint_options.best_by=rouge",
                     f"--checkpoint_options.valid_rouge_lines={args.valid_rouge_lines}"]
-    recipe = list(args.finetune_option)
-    if args.finetune_dropout is not None:
-        recipe = [f"--model_config.hidden_dropout_prob={args.finetune_dropout}",
-                  f"--model_config.attention_dropout_prob={args.finetune_dropout}", *recipe]
+    recipe = [*dropout_options(args.finetune_dropout), *args.finetune_option]
     lr = args.cornell_lr if task == "cornell" else args.finetune_lr if system == "mass" else args.scratch_lr
     return train_command(pipe, f"{task}_{system}", steps, options, lr=lr, warmup=args.finetune_warmup,
                          phase_options=recipe)
@@ -426,10 +442,8 @@ def run_experiment(pipe, paths):
     if release:  # a released model: no pre-training stage
         pretrained, pre_stages = release["weights"], []
     else:
-        pipe.stage("pretrain", [train_command(pipe, "pretrain", args.pretrain_steps, [
-            f"--dataset_config.pre_train_dataset={data / (pre_name + '.mindrecord')}",
-            f"--dataset_config.valid_dataset={data / (pre_name + '_valid.mindrecord')}"], lr=args.lr,
-            phase_options=args.pretrain_option)], fresh=[pipe.path("runs", "pretrain")], after=["datasets"])
+        pipe.stage("pretrain", [pretrain_command(pipe, data, pre_name)], fresh=[pipe.path("runs", "pretrain")],
+                   after=["datasets"])
         pretrained, pre_stages = best_checkpoint(pipe, "pretrain", "pretrain"), ["pretrain"]
     tasks = {
         "gigaword": (args.finetune_steps, data / "gigaword_train.mindrecord", data / "gigaword_valid.mindrecord"),

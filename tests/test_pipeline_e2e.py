@@ -78,3 +78,34 @@ def test_gigaword_weight_repeats_the_training_articles_in_the_pretraining_text(t
         assert lines.count("a response") == 1 and lines.count("news one") == 1
         assert not set(titles + ["a context"]) & set(lines)
         assert (files[-1].name == pipeline.GIGAWORD_COPIES) == (weight > 1)  # read last: after the originals
+
+
+def test_dropout_options_reach_their_phase_only(tmp_path):
+    """--pretrain_dropout goes to the pre-training's train.py command, --finetune_dropout to the
+    fine-tunings' (MASS and scratch), and neither to the other phase; without them no dropout override."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "scripts"))
+    import pipeline
+
+    def commands(*extra):
+        args = pipeline.parse_args(["--work", str(tmp_path / "w"), "--config", str(root / "config/tiny.json"),
+                                    "--news", "n.txt", "--gigaword", "g", "--cornell", "c", *extra])
+        pipe = pipeline.Pipeline(args)
+        pre = pipeline.pretrain_command(pipe, tmp_path, "news")
+        fine = [pipeline.finetune_command(pipe, "gigaword", system, 10, "t.mindrecord", "v.mindrecord", "p.ckpt")
+                for system in ("mass", "scratch")]
+        return pre, fine
+
+    def dropout(command):
+        return [a for a in map(str, command) if "dropout_prob" in a]
+
+    pre, fine = commands("--pretrain_dropout", "0", "--finetune_dropout", "0.3")
+    assert dropout(pre) == ["--model_config.hidden_dropout_prob=0.0", "--model_config.attention_dropout_prob=0.0"]
+    for command in fine:
+        assert dropout(command) == ["--model_config.hidden_dropout_prob=0.3",
+                                    "--model_config.attention_dropout_prob=0.3"]
+    pre, fine = commands()
+    assert dropout(pre) == [] and all(dropout(c) == [] for c in fine)
