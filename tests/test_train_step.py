@@ -252,3 +252,20 @@ def test_the_step_trains_with_the_models_dropout(tiny_model_config):
     straight, validated = run(False), run(True)
     assert abs(straight[0] - first_plain) > 1e-3
     assert straight == validated
+
+
+def test_validation_between_dropout_steps_scores_without_dropout(tiny_model_config):
+    """The trainer's validation (corpus_nll, one compiled nll function reused) between steps that train
+    with dropout scores the model in eval mode: the same figure twice, the same as a fresh eval-mode
+    copy of the weights, and training goes on with dropout afterwards."""
+    from src.evaluation.ppl_score import corpus_nll, make_nll_fn
+
+    batch = copy_batch()
+    net, step = _dropout_stepper(tiny_model_config, 0.3)
+    nll_fn = make_nll_fn(net)
+    for _ in range(2):
+        step(*batch, lr=1e-2)
+        first, second = corpus_nll(net, [batch], nll_fn), corpus_nll(net, [batch], nll_fn)
+        assert first == second and net.training
+        copy, _ = _dropout_stepper(tiny_model_config, 0.3, params(net))
+        assert corpus_nll(copy, [batch]) == pytest.approx(first, rel=1e-6)
