@@ -65,7 +65,6 @@ def child(args):
     ms.set_device("CPU")
     cfg = MassConfig.from_json(args.config).override([f"--model_config.vocab_size={args.vocab}"])
     net = MassTransformer(cfg.model_config)
-    net.set_train(True)
     opt = build_optimizer(net.trainable_params(), LearnRateConfig(lr=1e-4, min_lr=0.0))
     static = 0 if args.child_mode == "dynamic" else None  # 0: every shape through the one dynamic graph
     step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, max_static_shapes=static)

@@ -85,7 +85,6 @@ def ours(model_cfg, batch, steps, warmup, dynamic_shapes=None):
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_device("CPU")
     net = MassTransformer(model_cfg)
-    net.set_train(True)
     opt = build_optimizer(net.trainable_params(), LearnRateConfig(lr=1e-4, min_lr=0.0))
     options = {} if dynamic_shapes is None else {"max_static_shapes": 0 if dynamic_shapes else None}
     train_step = TrainStep(net, opt, label_smoothing=0.1, clip_norm=1.0, **options)

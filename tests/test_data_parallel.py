@@ -36,7 +36,6 @@ def build():
     from src.transformer.transformer import MassTransformer
 
     net = MassTransformer(tiny_config())
-    net.set_train(True)
     # momentum: updates linear in the gradients, so float noise stays noise-sized (Adam: lr * sign(g))
     opt = build_optimizer(net.trainable_params(), LearnRateConfig(lr=1e-2, min_lr=0.0, optimizer="momentum"))
 

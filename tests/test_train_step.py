@@ -29,7 +29,6 @@ class Stepper:
         from config.config import LearnRateConfig
 
         self.network = MassTransformer(model_config)
-        self.network.set_train(True)
         self.optimizer = build_optimizer(self.network.trainable_params(),
                                          LearnRateConfig(lr=lr, min_lr=0.0, optimizer=optimizer))
         self.step = TrainStep(self.network, self.optimizer, label_smoothing=smoothing, scaler=scaler,
@@ -213,21 +212,18 @@ def test_a_dropped_partial_accumulation_leaves_no_trace(tiny_model_config):
 
 
 def _dropout_stepper(model_config, p, state=None):
-    """A TrainStep over a fresh network (a new Cell is in eval mode), global seed 7, dropout ``p``, its
-    weights copied from ``state`` when given."""
+    """A Stepper (lr 1e-2) over a fresh network, global seed 7, dropout ``p``, its weights copied from
+    ``state`` when given; the network is still in eval mode, as a new Cell is."""
+    import dataclasses
+
     import mindspore as ms
 
-    from config.config import LearnRateConfig
-
     ms.set_seed(7)
-    config = model_config.__class__(**{**model_config.__dict__, "hidden_dropout_prob": p,
-                                       "attention_dropout_prob": p})
-    network = MassTransformer(config)
+    stepper = Stepper(dataclasses.replace(model_config, hidden_dropout_prob=p, attention_dropout_prob=p))
     if state is not None:
-        ms.load_param_into_net(network, {k: ms.Parameter(Tensor(v), name=k) for k, v in state.items()})
-    assert not network.training
-    optimizer = build_optimizer(network.trainable_params(), LearnRateConfig(lr=1e-2, min_lr=0.0))
-    return network, TrainStep(network, optimizer)
+        ms.load_param_into_net(stepper.network, {k: ms.Parameter(Tensor(v), name=k) for k, v in state.items()})
+    assert not stepper.network.training
+    return stepper
 
 
 def test_the_step_trains_with_the_models_dropout(tiny_model_config):
@@ -236,17 +232,17 @@ def test_the_step_trains_with_the_models_dropout(tiny_model_config):
     runs from the same seed agree, and a validation between steps (eval mode) does not switch dropout
     off for the next step."""
     batch = copy_batch()
-    plain_net, plain = _dropout_stepper(tiny_model_config, 0.0)
-    state = params(plain_net)
-    first_plain = float(plain(*batch, lr=1e-2)[0].asnumpy())
+    plain = _dropout_stepper(tiny_model_config, 0.0)
+    state = params(plain.network)
+    first_plain = float(plain(*batch)[0].asnumpy())
 
     def run(validate_between):
-        net, step = _dropout_stepper(tiny_model_config, 0.3, state)
-        out = [float(step(*batch, lr=1e-2)[0].asnumpy())]
-        assert net.training
+        step = _dropout_stepper(tiny_model_config, 0.3, state)
+        out = [float(step(*batch)[0].asnumpy())]
+        assert step.network.training
         if validate_between:
-            net.set_train(False)  # what valid_generation / ppl_score do, restoring it afterwards or not
-        out.append(float(step(*batch, lr=1e-2)[0].asnumpy()))
+            step.network.set_train(False)  # what valid_generation / ppl_score do, restoring it afterwards or not
+        out.append(float(step(*batch)[0].asnumpy()))
         return out
 
     straight, validated = run(False), run(True)
@@ -261,11 +257,12 @@ def test_validation_between_dropout_steps_scores_without_dropout(tiny_model_conf
     from src.evaluation.ppl_score import corpus_nll, make_nll_fn
 
     batch = copy_batch()
-    net, step = _dropout_stepper(tiny_model_config, 0.3)
+    step = _dropout_stepper(tiny_model_config, 0.3)
+    net = step.network
     nll_fn = make_nll_fn(net)
     for _ in range(2):
-        step(*batch, lr=1e-2)
+        step(*batch)
         first, second = corpus_nll(net, [batch], nll_fn), corpus_nll(net, [batch], nll_fn)
         assert first == second and net.training
-        copy, _ = _dropout_stepper(tiny_model_config, 0.3, params(net))
+        copy = _dropout_stepper(tiny_model_config, 0.3, params(net)).network
         assert corpus_nll(copy, [batch]) == pytest.approx(first, rel=1e-6)

@@ -9,7 +9,7 @@ N-th call updates the parameters (the others return ``is_finite=True`` and the r
 whose gradients overflow changes no parameter and no optimizer state; with dynamic scaling it lowers
 the scale.
 
-Dropout: the step puts the network in training mode (``set_train(True)``) before each call, so the
+Dropout: the step puts the network in training mode (``set_train(True)``) at each call, so the
 model's dropout is active in every update; a validation between steps that switches to eval mode does not
 leak into the next step. (A new ``nn.Cell`` is in eval mode; until 2026-12-08 the steps ran that way, so
 every run before then trained without dropout.) Dropout's random state is not part of a checkpoint: with
@@ -74,7 +74,6 @@ class TrainStep:
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, *, label_smoothing=0.0, scaler=None,
                  clip_norm=0.0, accumulation_steps=1, grad_reducer=None, max_static_shapes=None):
         self.network = network
-        network.set_train(True)
         self.optimizer = optimizer
         self.scaler = scaler or StaticLossScaler(1.0)
         self.clip_norm = float(clip_norm)
