@@ -162,6 +162,10 @@ def parse_args(argv=None):
     for name in ("bpe_merges", "pretrain_steps", "finetune_steps", "evals", "max_len", "gigaword_weight"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("pretrain_dropout", "finetune_dropout"):  # NaN fails the comparison too
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value < 1.0:
+            raise UserError(f"--{name} must lie in [0, 1), got {value}")
     return args
 
 

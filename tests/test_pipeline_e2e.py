@@ -1,6 +1,7 @@
 """Raw text -> tokenize -> BPE -> vocabulary -> MindRecord -> loader -> batch, and back to the text."""
 
 import numpy as np
+import pytest
 
 import apply_bpe_encoding
 import news_crawl
@@ -109,3 +110,9 @@ def test_dropout_options_reach_their_phase_only(tmp_path):
                                     "--model_config.attention_dropout_prob=0.3"]
     pre, fine = commands()
     assert dropout(pre) == [] and all(dropout(c) == [] for c in fine)
+    from src.utils.errors import UserError
+
+    for bad in ("1", "-0.1", "nan"):  # refused before any stage runs, not by the first train.py
+        for option in ("--pretrain_dropout", "--finetune_dropout"):
+            with pytest.raises(UserError, match=f"{option} must lie in"):
+                commands(option, bad)
